@@ -1,0 +1,136 @@
+//! The command line, as runc and crun accept it (callers pass runc's flags).
+//! Definitions only; `main.rs` dispatches.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// hutch: an OCI container runtime any user can run without privileges.
+#[derive(Debug, Parser)]
+#[command(name = "hutch", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// State directory [default: /run/hutch for root, $XDG_RUNTIME_DIR/hutch otherwise]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Also write log messages (and errors) to FILE
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Format of the log: text, or json (runc's one-object-per-line format)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log debug messages
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// Accepted for compatibility; hutch does not manage cgroups
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+
+    /// Accepted for compatibility (true, false or auto); hutch does not manage cgroups
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub rootless: Option<String>,
+
+    /// Accepted for compatibility with crun; hutch does not manage cgroups
+    #[arg(long, global = true, value_name = "MANAGER")]
+    pub cgroup_manager: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `create` and `run`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The bundle directory (holding config.json)
+    #[arg(short = 'b', long, value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
+
+    /// Write the container process's pid to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Send the pty master of a terminal container to this AF_UNIX socket
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+
+    /// Accepted; hutch never creates a session keyring
+    #[arg(long)]
+    pub no_new_keyring: bool,
+
+    /// Use chroot instead of pivot_root (only where pivot_root cannot work)
+    #[arg(long)]
+    pub no_pivot: bool,
+
+    /// Pass N more file descriptors (3 to 3+N-1) to the program
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+
+    /// The container id
+    pub id: String,
+}
+
+/// The operations.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container whose process waits for `start`
+    Create(CreateArgs),
+    /// Run the program of a created container
+    Start {
+        /// The container id
+        id: String,
+    },
+    /// Print the OCI state of a container as JSON
+    State {
+        /// The container id
+        id: String,
+    },
+    /// Send a signal to a container's process (default TERM)
+    Kill {
+        /// Signal every process of the container
+        #[arg(short, long)]
+        all: bool,
+        /// The container id
+        id: String,
+        /// Name (KILL, SIGKILL) or number
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Delete a stopped container
+    Delete {
+        /// Kill the container first if it runs; succeed if it does not exist
+        #[arg(short, long)]
+        force: bool,
+        /// The container id
+        id: String,
+    },
+    /// Create and start a container, wait for it, and exit with its status
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once the program runs, without waiting
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container's state after it exits
+        #[arg(long)]
+        keep: bool,
+    },
+    /// List the containers
+    List {
+        /// table or json
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// Print only the ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}

@@ -1,0 +1,501 @@
+//! The OCI operations, one public function each. They check the state
+//! first (`Status::can_*`), then act, and leave no state entry and no
+//! process behind when they fail.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::error::{Error, Result};
+use crate::init::{self, InitArgs};
+use crate::ns::{self, idmap};
+use crate::spec::{self, Host, Plan, UserNs};
+use crate::state::{self, check_id, Entry, Record, StateRoot, Status, CTL_SOCKET};
+use crate::sync::{self, Msg};
+use crate::sys::{self, Forked};
+
+/// Options every operation shares.
+pub struct Globals {
+    /// The state directory.
+    pub root: PathBuf,
+    pub host: Host,
+}
+
+/// Options of `create` (and `run`).
+#[derive(Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+}
+
+/// A container whose process exists and waits for `start`.
+struct Spawned {
+    entry: Entry,
+    record: Record,
+}
+
+/// `create`: validate, record, and fork the container process, which waits.
+pub fn create(g: &Globals, id: &str, opts: &CreateOptions) -> Result<()> {
+    spawn(g, id, opts).map(drop)
+}
+
+fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
+    check_id(id)?;
+    for fd in 3..3 + opts.preserve_fds as i32 {
+        if !sys::fd_is_open(fd) {
+            return Err(Error::Usage(format!(
+                "--preserve-fds {}: fd {fd} is not open",
+                opts.preserve_fds
+            )));
+        }
+    }
+    let plan = spec::load(&opts.bundle, g.host)?;
+    if plan.process.terminal && opts.console_socket.is_none() {
+        return Err(Error::Usage(
+            "process.terminal is set: --console-socket is required".into(),
+        ));
+    }
+    let root = StateRoot::open(&g.root)?;
+    let entry = root.reserve(id)?;
+    match spawn_in(g, id, opts, &plan, &entry) {
+        Ok(record) => Ok(Spawned { entry, record }),
+        Err(e) => {
+            entry.remove();
+            Err(e)
+        }
+    }
+}
+
+/// The part of `create` that can leave things behind: on error the caller
+/// removes the entry; the container process is killed here.
+fn spawn_in(
+    g: &Globals,
+    id: &str,
+    opts: &CreateOptions,
+    plan: &Plan,
+    entry: &Entry,
+) -> Result<Record> {
+    let listener = sync::listen(&entry.short_path(CTL_SOCKET))
+        .map_err(|e| Error::sys("listen on", entry.path.join(CTL_SOCKET), e))?;
+    let console = match &opts.console_socket {
+        Some(path) if plan.process.terminal => Some(open_console(path, id)?),
+        _ => None,
+    };
+    let entry_dir = entry
+        .dir()
+        .try_clone_to_owned()
+        .map_err(|e| Error::io("open", &entry.path, e))?;
+    let (parent_sock, child_sock) =
+        sync::pair().map_err(|e| Error::call("make a socket pair", e))?;
+    ns::join_by_path(plan)?;
+
+    let in_userns = !g.host.initial_userns || !matches!(plan.userns, UserNs::Inherit);
+    let setgroups_allowed = match &plan.userns {
+        UserNs::New { writer, .. } => !matches!(
+            writer,
+            spec::MapWriter::Direct {
+                deny_setgroups: true
+            }
+        ),
+        UserNs::Inherit | UserNs::Join(_) => setgroups_allowed_here(),
+    };
+
+    let pid = match sys::clone_process(ns::clone_flags(plan))
+        .map_err(|e| Error::call("clone the container process", e))?
+    {
+        Forked::Child => {
+            drop(parent_sock);
+            entry.forget_lock_in_child();
+            init::run(
+                plan,
+                InitArgs {
+                    sync: child_sock,
+                    listener,
+                    entry_dir,
+                    console,
+                    preserve_fds: opts.preserve_fds,
+                    no_pivot: opts.no_pivot,
+                    in_userns,
+                    setgroups_allowed,
+                },
+            )
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop((child_sock, listener, entry_dir, console));
+
+    let finish = || -> Result<Record> {
+        if let UserNs::New {
+            uid_map,
+            gid_map,
+            writer,
+        } = &plan.userns
+        {
+            idmap::write_maps(pid, uid_map, gid_map, *writer)?;
+        }
+        sync::send(parent_sock.as_fd(), &Msg::MapsWritten)
+            .map_err(|e| Error::call("signal the container process", e))?;
+        match sync::recv(parent_sock.as_fd()) {
+            Ok(Some(Msg::Ready)) => {}
+            Ok(Some(Msg::Error(text))) => return Err(Error::Container(text)),
+            Ok(_) => {
+                return Err(Error::Container(
+                    "the container process exited during create".into(),
+                ))
+            }
+            Err(e) => return Err(Error::call("wait for the container process", e)),
+        }
+        let start_time = state::proc_stat(pid)
+            .ok_or_else(|| Error::Container("the container process exited during create".into()))?
+            .start_time;
+        let record = Record {
+            id: id.to_string(),
+            oci_version: plan.oci_version.clone(),
+            pid,
+            start_time,
+            bundle: plan.bundle.clone(),
+            annotations: plan.annotations.clone(),
+            created: state::now(),
+        };
+        entry.save(&record)?;
+        if let Some(pid_file) = &opts.pid_file {
+            state::write_pid_file(pid_file, pid)?;
+        }
+        Ok(record)
+    };
+    finish().inspect_err(|_| {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+    })
+}
+
+/// Whether this process's user namespace lets `setgroups` be called (it
+/// does not after an unprivileged `setgroups` = `deny`, as in buildah's
+/// namespace for a user without subordinate ids).
+fn setgroups_allowed_here() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
+/// Make the pty, send its master to the caller's console socket (the caller
+/// may accept only after `create` returns, so this does not wait for it),
+/// and return the slave for the container.
+fn open_console(socket: &Path, id: &str) -> Result<OwnedFd> {
+    let (master, slave_path) = sys::open_pty().map_err(|e| Error::call("open a pty", e))?;
+    let slave = nix::fcntl::open(
+        &slave_path,
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open pty", &slave_path, e))?;
+    let sock = sync::connect_console(socket)
+        .map_err(|e| Error::sys("connect to console socket", socket, e))?;
+    let payload = serde_json::json!({"type": "terminal", "container": id}).to_string();
+    sync::send_fd(sock.as_fd(), &master, &payload)
+        .map_err(|e| Error::sys("send pty to console socket", socket, e))?;
+    Ok(slave)
+}
+
+/// `start`: release the waiting process; return once the program runs.
+pub fn start(g: &Globals, id: &str) -> Result<()> {
+    let root = StateRoot::open(&g.root)?;
+    let entry = root.entry(id)?;
+    let (_, status) = entry.status()?;
+    if !status.can_start() {
+        return Err(Error::WrongState {
+            id: id.to_string(),
+            op: "start",
+            status: status.as_str(),
+        });
+    }
+    release(&entry)
+}
+
+fn release(entry: &Entry) -> Result<()> {
+    let not_created = || Error::WrongState {
+        id: entry.id.clone(),
+        op: "start",
+        status: "not created",
+    };
+    let conn = match sync::connect(&entry.short_path(CTL_SOCKET)) {
+        Ok(c) => c,
+        Err(Errno::ENOENT | Errno::ECONNREFUSED) => return Err(not_created()),
+        Err(e) => return Err(Error::sys("connect to", entry.path.join(CTL_SOCKET), e)),
+    };
+    sync::send(conn.as_fd(), &Msg::Go).map_err(|_| not_created())?;
+    match sync::recv(conn.as_fd()) {
+        Ok(Some(Msg::Accepted)) => {}
+        _ => return Err(not_created()),
+    }
+    match sync::recv(conn.as_fd()) {
+        Ok(None) => Ok(()),
+        Ok(Some(Msg::Error(text))) => Err(Error::Container(text)),
+        Ok(Some(other)) => Err(Error::Container(format!(
+            "unexpected message {other:?} from the container process"
+        ))),
+        Err(e) => Err(Error::call("wait for the container process", e)),
+    }
+}
+
+/// `state`: the OCI state document.
+pub fn state(g: &Globals, id: &str) -> Result<serde_json::Value> {
+    let root = StateRoot::open(&g.root)?;
+    let entry = root.entry(id)?;
+    let (record, status) = entry.status()?;
+    Ok(record.oci_state(status))
+}
+
+/// `kill`: send `signal` to the container process (to every process of
+/// the container with `all`).
+pub fn kill(g: &Globals, id: &str, signal: Signal, all: bool) -> Result<()> {
+    let root = StateRoot::open(&g.root)?;
+    let entry = root.entry(id)?;
+    let (record, status) = entry.status()?;
+    if !status.can_kill() {
+        return Err(Error::WrongState {
+            id: id.to_string(),
+            op: "kill",
+            status: status.as_str(),
+        });
+    }
+    let pidfd = match open_verified(&record) {
+        Some(fd) => fd,
+        None => {
+            return Err(Error::WrongState {
+                id: id.to_string(),
+                op: "kill",
+                status: "stopped",
+            })
+        }
+    };
+    if all {
+        signal_others(&record, signal);
+    }
+    match sys::pidfd_send_signal(pidfd.as_fd(), signal) {
+        Ok(()) | Err(Errno::ESRCH) if all => Ok(()),
+        Ok(()) => Ok(()),
+        Err(Errno::ESRCH) => Err(Error::WrongState {
+            id: id.to_string(),
+            op: "kill",
+            status: "stopped",
+        }),
+        Err(e) => Err(Error::call(format!("send {signal} to container `{id}`"), e)),
+    }
+}
+
+/// A pidfd for the recorded process, or `None` if it is gone or the pid now
+/// names another process. The start time is checked after the pidfd is
+/// open, so the pidfd cannot refer to a stranger.
+fn open_verified(record: &Record) -> Option<OwnedFd> {
+    let fd = sys::pidfd_open(record.pid).ok()?;
+    state::is_alive(record).then_some(fd)
+}
+
+/// Signal every other process of the container: those in its pid
+/// namespace, or (without one of its own) those in its mount namespace.
+fn signal_others(record: &Record, signal: Signal) {
+    let ns_of = |pid: &str, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok();
+    let me = record.pid.as_raw().to_string();
+    let kind = if ns_of(&me, "pid") != ns_of("self", "pid") {
+        "pid"
+    } else {
+        "mnt"
+    };
+    let Some(target) = ns_of(&me, kind) else {
+        return;
+    };
+    if ns_of("self", kind).as_ref() == Some(&target) {
+        return; // never hutch's own namespace
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == me || !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if ns_of(name, kind).as_ref() == Some(&target) {
+            if let Ok(pid) = name.parse::<i32>() {
+                if let Ok(fd) = sys::pidfd_open(Pid::from_raw(pid)) {
+                    let _ = sys::pidfd_send_signal(fd.as_fd(), signal);
+                }
+            }
+        }
+    }
+}
+
+/// `delete`: remove a stopped (or created) container; with `force`, kill a
+/// running one first, and succeed for an id that does not exist.
+pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
+    check_id(id)?;
+    let root = StateRoot::open(&g.root)?;
+    let mut entry = match root.entry(id) {
+        Ok(e) => e,
+        Err(Error::NotFound { .. }) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if entry.is_creating() && !force {
+        return Err(Error::WrongState {
+            id: id.to_string(),
+            op: "delete",
+            status: "creating",
+        });
+    }
+    let (record, status) = match entry.status() {
+        Ok(rs) => rs,
+        // A create that died before recording anything left a bare entry.
+        Err(Error::NotFound { .. }) => {
+            entry.remove();
+            return if force {
+                Ok(())
+            } else {
+                Err(Error::NotFound { id: id.to_string() })
+            };
+        }
+        Err(e) => return Err(e),
+    };
+    if !status.can_delete() && !force {
+        return Err(Error::WrongState {
+            id: id.to_string(),
+            op: "delete",
+            status: status.as_str(),
+        });
+    }
+    if status != Status::Stopped {
+        stop(&record)?;
+    }
+    entry.lock_wait()?;
+    entry.remove();
+    Ok(())
+}
+
+/// SIGKILL the container and wait (up to 10 s) until its process is gone.
+fn stop(record: &Record) -> Result<()> {
+    let Some(pidfd) = open_verified(record) else {
+        return Ok(());
+    };
+    signal_others(record, Signal::SIGKILL);
+    match sys::pidfd_send_signal(pidfd.as_fd(), Signal::SIGKILL) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => return Err(Error::call(format!("kill container `{}`", record.id), e)),
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut fds = [nix::poll::PollFd::new(
+            pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::call(
+                format!("wait for container `{}` to die", record.id),
+                Errno::ETIMEDOUT,
+            ));
+        }
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(n) if n > 0 => return Ok(()),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::call("wait for the container to die", e)),
+        }
+    }
+}
+
+/// `run`: create, start, wait; returns the program's exit status (128+N
+/// for a signal N), forwarding the signals hutch receives meanwhile. The
+/// state entry goes when the program exits, unless `keep`.
+pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
+    // Block the signals to forward before the container process exists, so
+    // none is lost; the container process unblocks them before execve.
+    let forwarded = forwarded_signals();
+    let mut blocked = forwarded;
+    blocked.add(Signal::SIGCHLD);
+    if !detach {
+        blocked
+            .thread_block()
+            .map_err(|e| Error::call("block signals", e))?;
+    }
+    let Spawned { entry, record } = spawn(g, id, opts)?;
+    if let Err(e) = release(&entry) {
+        let _ = nix::sys::signal::kill(record.pid, Signal::SIGKILL);
+        let _ = waitpid(record.pid, None);
+        entry.remove();
+        return Err(e);
+    }
+    if detach {
+        return Ok(0);
+    }
+    let status = wait_forwarding(record.pid, &blocked);
+    if !keep {
+        entry.remove();
+    }
+    status
+}
+
+fn forwarded_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCONT,
+        Signal::SIGALRM,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+fn wait_forwarding(pid: Pid, blocked: &SigSet) -> Result<i32> {
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::call("wait for the container", e)),
+        }
+        match blocked.wait() {
+            Ok(Signal::SIGCHLD) => {}
+            Ok(sig) => {
+                let _ = nix::sys::signal::kill(pid, sig);
+            }
+            Err(e) => return Err(Error::call("wait for signals", e)),
+        }
+    }
+}
+
+/// One line of `list`.
+pub struct Listed {
+    pub record: Record,
+    pub status: Status,
+}
+
+/// `list`: every container in the state directory.
+pub fn list(g: &Globals) -> Result<Vec<Listed>> {
+    let root = StateRoot::open(&g.root)?;
+    let mut out = Vec::new();
+    for id in root.ids()? {
+        if let Ok(entry) = root.entry(&id) {
+            if let Ok((record, status)) = entry.status() {
+                out.push(Listed { record, status });
+            }
+        }
+    }
+    Ok(out)
+}

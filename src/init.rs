@@ -1,0 +1,221 @@
+//! The container process: what the process hutch clones does, in order.
+//!
+//! This is the only place that decides the order of the setup steps; the
+//! steps themselves live in `ns/`, `mount/` and `process.rs`.
+//!
+//! The process is cloned by `create` into its new user and pid namespaces
+//! (and network, uts, ipc and cgroup ones), waits there for `create` to
+//! write its id maps, reports ready, and waits for `start`. The start path
+//! then makes the mount namespace, the container's mounts, `pivot_root`s,
+//! sets up the process and `execve`s the program, which keeps this pid.
+//! Errors go back to whoever waits (create or start) as one line of text,
+//! and the process exits.
+
+use std::convert::Infallible;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Uid};
+
+use crate::error::{Error, Result};
+use crate::mount::{self, dev, Deferred};
+use crate::process;
+use crate::spec::{Plan, UserNs};
+use crate::state::CTL_SOCKET;
+use crate::sync::{self, Msg};
+use crate::sys;
+
+/// What the container process is given besides the plan.
+pub struct InitArgs {
+    /// Connected to `create` until the process is ready.
+    pub sync: OwnedFd,
+    /// The `ctl` socket `start` connects to.
+    pub listener: OwnedFd,
+    /// The state entry's directory, to remove `ctl` once started.
+    pub entry_dir: OwnedFd,
+    /// The terminal, when `process.terminal` is set.
+    pub console: Option<OwnedFd>,
+    /// `--preserve-fds`: fds 3 to 3+N-1 reach the program.
+    pub preserve_fds: u32,
+    /// `--no-pivot`.
+    pub no_pivot: bool,
+    /// True when the container ends up in a user namespace other than the
+    /// initial one (devices are then bound, not made).
+    pub in_userns: bool,
+    /// True when `setgroups` may be called in the container's user namespace.
+    pub setgroups_allowed: bool,
+}
+
+/// Run the container process. Never returns: it execs the program or exits.
+pub fn run(plan: &Plan, args: InitArgs) -> ! {
+    let InitArgs {
+        sync,
+        listener,
+        entry_dir,
+        ..
+    } = &args;
+    // create-time part: failures go back to `create`.
+    if let Err(e) = wait_for_maps(sync.as_fd()) {
+        let _ = sync::send(sync.as_fd(), &Msg::Error(e.to_string()));
+        sys::exit_now(1);
+    }
+    if sync::send(sync.as_fd(), &Msg::Ready).is_err() {
+        sys::exit_now(1);
+    }
+
+    // Wait for `start`. A start whose connection drops before it says Go
+    // is not the one: wait for the next.
+    let conn = loop {
+        let conn = match sync::accept(listener.as_fd()) {
+            Ok(c) => c,
+            Err(_) => sys::exit_now(1),
+        };
+        if let Ok(Some(Msg::Go)) = sync::recv(conn.as_fd()) {
+            break conn;
+        }
+    };
+    // From here the container is running: `ctl` goes, so `state` says so
+    // and no second `start` can connect.
+    let _ = nix::unistd::unlinkat(
+        entry_dir,
+        CTL_SOCKET,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    if sync::send(conn.as_fd(), &Msg::Accepted).is_err() {
+        sys::exit_now(1);
+    }
+    let err = match start_path(plan, &args, &conn) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = sync::send(conn.as_fd(), &Msg::Error(err.to_string()));
+    sys::exit_now(process::failure_status(&err));
+}
+
+/// Wait until `create` has written the id maps (or gone away).
+fn wait_for_maps(sync: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    match sync::recv(sync) {
+        Ok(Some(Msg::MapsWritten)) => Ok(()),
+        Ok(_) => Err(Error::Container(
+            "create went away before writing the id maps".into(),
+        )),
+        Err(e) => Err(Error::call("wait for the id maps", e)),
+    }
+}
+
+/// The start path, top to bottom. Returns only on failure.
+fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible> {
+    // Become root of the new user namespace: files and mounts made below
+    // then belong to the container's root, not to an unmapped id.
+    if let UserNs::New {
+        uid_map, gid_map, ..
+    } = &plan.userns
+    {
+        if crate::spec::is_mapped(gid_map, 0) {
+            nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+                .map_err(|e| Error::call("become gid 0 in the user namespace", e))?;
+        }
+        if crate::spec::is_mapped(uid_map, 0) {
+            nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+                .map_err(|e| Error::call("become uid 0 in the user namespace", e))?;
+        }
+    }
+    // Our own mount namespace, cut off from the host's.
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(|e| Error::call("unshare the mount namespace", e))?;
+    mount::set_root_propagation(plan.rootfs_propagation)?;
+
+    // The root, then the mounts in the order the config lists them (a
+    // minimal /dev first when the config has none).
+    let root = mount::bind_root(&plan.rootfs)?;
+    if plan.minimal_dev {
+        dev::mount_minimal(&root)?;
+    }
+    let mut deferred = Deferred::default();
+    for m in &plan.mounts {
+        mount::apply(&root, m, &mut deferred)?;
+    }
+    dev::populate(&root, &plan.devices, args.in_userns)?;
+    if let Some(console) = &args.console {
+        dev::bind_console(&root, console.as_fd())?;
+    }
+    // Masks and read-only paths sit on top of the mounts they protect.
+    mount::mask_paths(&root, &plan.masked_paths)?;
+    mount::readonly_paths(&root, &plan.readonly_paths)?;
+    // The working directory must exist before the root may turn read-only.
+    root.ensure(&plan.process.cwd, mount::resolve::Kind::Dir)?;
+    deferred.apply()?;
+    if plan.root_readonly {
+        mount::root_readonly(&root)?;
+    }
+
+    // Into the root; the host's tree is detached and out of reach.
+    if args.no_pivot {
+        mount::chroot_into(&root)?;
+    } else {
+        mount::pivot_into(&root)?;
+    }
+    drop(root);
+
+    if let Some(name) = &plan.hostname {
+        nix::unistd::sethostname(name)
+            .map_err(|e| Error::call(format!("set hostname `{name}`"), e))?;
+    }
+    if let Some(name) = &plan.domainname {
+        set_domainname(name)?;
+    }
+    for (key, value) in &plan.sysctl {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        let mut f = process::open_procfs_file(&path)?;
+        std::io::Write::write_all(&mut f, value.as_bytes())
+            .map_err(|e| Error::io("write sysctl", &path, e))?;
+    }
+
+    // The process: a session of its own (so it cannot push input into the
+    // caller's terminal), its terminal, limits, identity, directory.
+    nix::unistd::setsid().map_err(|e| Error::call("start a new session", e))?;
+    if let Some(console) = &args.console {
+        process::attach_terminal(console, plan.process.console_size)?;
+    }
+    let p = &plan.process;
+    process::set_rlimits(p)?;
+    if let Some(adj) = p.oom_score_adj {
+        process::set_oom_score_adj(adj)?;
+    }
+    if let Some(persona) = plan.personality {
+        sys::set_personality(persona).map_err(|e| Error::call("set personality", e))?;
+    }
+    let env = process::environment(p);
+    if let Some(mask) = p.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    // A working directory only the container user may enter is entered
+    // after the switch; try first while still root.
+    let cwd_early = process::enter_cwd(&p.cwd);
+    if p.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| Error::call("set no_new_privs", e))?;
+    }
+    process::become_user(p, args.setgroups_allowed)?;
+    if cwd_early.is_err() {
+        process::enter_cwd(&p.cwd)?;
+    }
+
+    // Only stdio and the preserved fds reach the program; our sync socket
+    // is close-on-exec, so `start` sees EOF exactly when execve succeeds.
+    sys::reset_signals();
+    sys::cloexec_from(3 + args.preserve_fds)
+        .map_err(|e| Error::call("close inherited file descriptors", e))?;
+    debug_assert!(conn.as_raw_fd() >= 3);
+    process::exec(&p.args, &env)
+}
+
+fn set_domainname(name: &str) -> Result<()> {
+    let path = Path::new("/proc/sys/kernel/domainname");
+    let mut f = process::open_procfs_file(path)?;
+    std::io::Write::write_all(&mut f, name.as_bytes()).map_err(|e| match e.raw_os_error() {
+        Some(n) => Error::sys("set domainname via", path, Errno::from_raw(n)),
+        None => Error::io("set domainname via", path, e),
+    })
+}

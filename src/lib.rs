@@ -1,0 +1,43 @@
+//! hutch: an OCI container runtime that any user can run without
+//! privileges, and that does its whole setup itself, in process.
+//!
+//! # What it is
+//! `create` turns `config.json` into a validated [`spec::Plan`], claims the
+//! id in the state directory and clones the container process into its
+//! new user and pid namespaces (and network, uts, ipc, cgroup ones); that
+//! process waits. `start` releases it: it makes its mount namespace, the
+//! mounts, `pivot_root`s, sets up the process and `execve`s the program,
+//! which keeps the pid `create` reported. `state`, `kill` and `delete` work
+//! from the state directory and the kernel's view of that pid.
+//!
+//! # What it is not
+//! - Not a cgroup manager: resource limits are listed as ignored.
+//! - Not a security policy: it applies what the config asks, never more
+//!   privilege than its caller has. See SECURITY.md.
+//! - Not a daemon: nothing of hutch runs between operations.
+//!
+//! # Kernel floor
+//! Linux 5.12: `openat2` (5.6), `pidfd_open` (5.3), `close_range` (5.11),
+//! `mount_setattr` (5.12), `open_tree`/`move_mount` (5.2).
+//!
+//! # Threads
+//! hutch is single-threaded, and must stay so: a process with threads
+//! cannot enter a new user namespace, and the container process is a
+//! `clone` of hutch that must not inherit locks held by other threads.
+//! Logging is synchronous for the same reason.
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod container;
+pub mod error;
+pub mod features;
+pub mod init;
+pub mod log;
+pub mod mount;
+pub mod ns;
+pub mod process;
+pub mod signal;
+pub mod spec;
+pub mod state;
+pub mod sync;
+pub mod sys;

@@ -1,0 +1,114 @@
+//! The `hutch` binary: parse the command line, set up logging, run one
+//! operation, and turn its result into an exit status and one line on
+//! stderr.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hutch::cli::{Cli, Command, CreateArgs};
+use hutch::container::{self, CreateOptions, Globals};
+use hutch::error::{Error, Result};
+use hutch::spec::Host;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let logging = hutch::log::init(cli.log.as_deref(), cli.log_format, cli.debug);
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if logging.to_file {
+                tracing::error!("{e}");
+            }
+            eprintln!("hutch: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let host = Host::current();
+    let g = Globals {
+        root: cli
+            .root
+            .clone()
+            .unwrap_or_else(|| hutch::state::default_root(host)),
+        host,
+    };
+    match cli.command {
+        Command::Create(args) => {
+            let (id, opts) = create_options(args);
+            container::create(&g, &id, &opts)?;
+        }
+        Command::Start { id } => container::start(&g, &id)?,
+        Command::State { id } => {
+            let doc = container::state(&g, &id)?;
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        Command::Kill { all, id, signal } => {
+            let sig = hutch::signal::parse(&signal)?;
+            container::kill(&g, &id, sig, all)?;
+        }
+        Command::Delete { force, id } => container::delete(&g, &id, force)?,
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => {
+            let (id, opts) = create_options(create);
+            let code = container::run(&g, &id, &opts, detach, keep)?;
+            return Ok(u8::try_from(code).unwrap_or(255));
+        }
+        Command::List { format, quiet } => list(&g, &format, quiet)?,
+    }
+    Ok(0)
+}
+
+fn create_options(a: CreateArgs) -> (String, CreateOptions) {
+    let opts = CreateOptions {
+        bundle: a.bundle,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        no_pivot: a.no_pivot,
+        preserve_fds: a.preserve_fds,
+    };
+    (a.id, opts)
+}
+
+fn list(g: &Globals, format: &str, quiet: bool) -> Result<()> {
+    let all = container::list(g)?;
+    if quiet {
+        for c in &all {
+            println!("{}", c.record.id);
+        }
+        return Ok(());
+    }
+    match format {
+        "json" => {
+            let docs: Vec<_> = all.iter().map(|c| c.record.oci_state(c.status)).collect();
+            println!("{}", serde_json::Value::Array(docs));
+        }
+        "table" => {
+            println!("{:<24} {:>8} {:<8} BUNDLE", "ID", "PID", "STATUS");
+            for c in &all {
+                let pid = if c.status == hutch::state::Status::Stopped {
+                    0
+                } else {
+                    c.record.pid.as_raw()
+                };
+                println!(
+                    "{:<24} {:>8} {:<8} {}",
+                    c.record.id,
+                    pid,
+                    c.status.as_str(),
+                    c.record.bundle.display()
+                );
+            }
+        }
+        other => {
+            return Err(Error::Usage(format!(
+                "unknown list format `{other}` (table or json)"
+            )))
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Namespaces: which ones the container process is cloned into, joining
+//! existing ones by path, and the id maps of a new user namespace.
+//!
+//! These are steps; the order they run in is decided by `container.rs`
+//! (create) and `init.rs` (the start path).
+
+pub mod idmap;
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+
+use crate::error::{Error, Result};
+use crate::spec::{NsAction, Plan, UserNs};
+
+/// The namespaces to create with `clone` at `create`: the user namespace
+/// (everything else must belong to it) and the pid namespace (only a new
+/// process can enter one, and the container process must be its pid 1),
+/// then network, uts, ipc and cgroup, so that a caller can configure them
+/// between `create` and `start` through `/proc/PID/ns/*`, as buildah and
+/// podman do. The mount namespace is made on the start path.
+pub fn clone_flags(plan: &Plan) -> CloneFlags {
+    let mut flags = CloneFlags::empty();
+    if matches!(plan.userns, UserNs::New { .. }) {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    let ns = &plan.namespaces;
+    for (action, flag) in [
+        (&ns.pid, CloneFlags::CLONE_NEWPID),
+        (&ns.net, CloneFlags::CLONE_NEWNET),
+        (&ns.uts, CloneFlags::CLONE_NEWUTS),
+        (&ns.ipc, CloneFlags::CLONE_NEWIPC),
+        (&ns.cgroup, CloneFlags::CLONE_NEWCGROUP),
+    ] {
+        if *action == NsAction::New {
+            flags |= flag;
+        }
+    }
+    flags
+}
+
+/// Join the namespaces the config names by path. Runs in hutch itself,
+/// before the clone, so the container process starts inside them (a pid
+/// namespace can only be entered that way) and new namespaces are owned by
+/// a joined user namespace. The user namespace goes first for that reason.
+pub fn join_by_path(plan: &Plan) -> Result<()> {
+    if let UserNs::Join(path) = &plan.userns {
+        setns(path, CloneFlags::CLONE_NEWUSER)?;
+    }
+    let ns = &plan.namespaces;
+    for (action, flag) in [
+        (&ns.pid, CloneFlags::CLONE_NEWPID),
+        (&ns.net, CloneFlags::CLONE_NEWNET),
+        (&ns.uts, CloneFlags::CLONE_NEWUTS),
+        (&ns.ipc, CloneFlags::CLONE_NEWIPC),
+        (&ns.cgroup, CloneFlags::CLONE_NEWCGROUP),
+    ] {
+        if let NsAction::Join(path) = action {
+            setns(path, flag)?;
+        }
+    }
+    Ok(())
+}
+
+/// `setns(open(path), kind)`: the kernel checks that `path` is a namespace
+/// of that kind.
+fn setns(path: &Path, kind: CloneFlags) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::io("open namespace", path, e))?;
+    nix::sched::setns(file.as_fd(), kind).map_err(|e| Error::sys("join namespace", path, e))
+}

@@ -1,0 +1,256 @@
+//! The last steps before the container program runs: limits, identity,
+//! capabilities, working directory, file descriptors, and `execve`.
+//! Everything here runs inside the container's root, after `pivot_root`.
+
+use std::convert::Infallible;
+use std::ffi::{CStr, CString};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use caps::{CapSet, Capability};
+use nix::errno::Errno;
+use nix::unistd::{Gid, Uid};
+
+use crate::error::{Error, Result};
+use crate::spec::ProcessPlan;
+use crate::sys;
+
+/// PATH used when the config's environment has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Make the terminal `slave` the program's stdio and controlling terminal.
+pub fn attach_terminal(slave: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
+    sys::set_controlling_terminal(slave.as_fd())
+        .map_err(|e| Error::call("make the pty the controlling terminal", e))?;
+    if let Some((rows, cols)) = size {
+        sys::set_window_size(slave.as_fd(), rows, cols)
+            .map_err(|e| Error::call("set the terminal size", e))?;
+    }
+    for target in 0..=2 {
+        let mut fd = sys::adopt_fd(target);
+        let r = nix::unistd::dup2(slave, &mut fd);
+        std::mem::forget(fd);
+        r.map_err(|e| Error::call(format!("use the pty as fd {target}"), e))?;
+    }
+    Ok(())
+}
+
+/// Set the resource limits, each both soft and hard.
+pub fn set_rlimits(p: &ProcessPlan) -> Result<()> {
+    for &(res, soft, hard) in &p.rlimits {
+        nix::sys::resource::setrlimit(res, soft, hard)
+            .map_err(|e| Error::call(format!("set rlimit {res:?} to {soft}/{hard}"), e))?;
+    }
+    Ok(())
+}
+
+/// Write `oom_score_adj`, through a `/proc` checked to be a procfs.
+pub fn set_oom_score_adj(value: i32) -> Result<()> {
+    let path = Path::new("/proc/self/oom_score_adj");
+    let mut f = open_procfs_file(path)?;
+    f.write_all(value.to_string().as_bytes())
+        .map_err(|e| Error::io("write", path, e))
+}
+
+/// Open a file under `/proc` for writing, refusing anything that is not on
+/// a procfs (a `/proc` the image replaced, or a bind mount over it).
+pub fn open_procfs_file(path: &Path) -> Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    let st = nix::sys::statfs::fstatfs(&f).map_err(|e| Error::sys("statfs", path, e))?;
+    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err(Error::sys("write (not on procfs)", path, Errno::EXDEV));
+    }
+    Ok(f)
+}
+
+/// The environment to run with: the config's, plus `HOME` from the
+/// container's `/etc/passwd` when the config sets none (as runc does).
+pub fn environment(p: &ProcessPlan) -> Vec<CString> {
+    let mut env = p.env.clone();
+    if !env.iter().any(|e| e.as_bytes().starts_with(b"HOME=")) {
+        let home = home_of(p.uid).unwrap_or_else(|| "/".to_string());
+        if let Ok(c) = CString::new(format!("HOME={home}")) {
+            env.push(c);
+        }
+    }
+    env
+}
+
+fn home_of(uid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 6 && f[2].parse() == Ok(uid) && !f[5].is_empty()).then(|| f[5].to_string())
+    })
+}
+
+/// Switch to the container user with exactly the capabilities asked for.
+///
+/// The bounding set is cut first (that needs CAP_SETPCAP, which we still
+/// hold), then the ids change with PR_SET_KEEPCAPS so the permitted set
+/// survives a switch away from uid 0, then the sets are set exactly.
+/// Ambient capabilities need to be both permitted and inheritable; those
+/// that are not cannot be raised and are skipped (the kernel's rule).
+pub fn become_user(p: &ProcessPlan, setgroups_allowed: bool) -> Result<()> {
+    let c = &p.capabilities;
+    for cap in caps::all() {
+        if !c.bounding.contains(&cap) {
+            match caps::drop(None, CapSet::Bounding, cap) {
+                Ok(()) => {}
+                // A capability this kernel lacks cannot be in the set.
+                Err(_) if !caps::runtime::thread_all_supported().contains(&cap) => {}
+                Err(e) => {
+                    return Err(Error::call(
+                        format!("drop {cap} from the bounding set"),
+                        errno_of(&e),
+                    ))
+                }
+            }
+        }
+    }
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|e| Error::call("clear ambient capabilities", errno_of(&e)))?;
+    nix::sys::prctl::set_keepcaps(true)
+        .map_err(|e| Error::call("keep capabilities across setuid", e))?;
+
+    let gids: Vec<Gid> = p
+        .additional_gids
+        .iter()
+        .map(|&g| Gid::from_raw(g))
+        .collect();
+    if setgroups_allowed {
+        nix::unistd::setgroups(&gids).map_err(|e| {
+            Error::call(format!("set additional groups {:?}", p.additional_gids), e)
+        })?;
+    } else if p.additional_gids.iter().any(|&g| g != p.gid) {
+        tracing::warn!(
+            "process.user.additionalGids {:?} ignored: the user namespace denies setgroups",
+            p.additional_gids
+        );
+    }
+    let gid = Gid::from_raw(p.gid);
+    nix::unistd::setresgid(gid, gid, gid)
+        .map_err(|e| Error::call(format!("set gid to {}", p.gid), e))?;
+    let uid = Uid::from_raw(p.uid);
+    nix::unistd::setresuid(uid, uid, uid)
+        .map_err(|e| Error::call(format!("set uid to {}", p.uid), e))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::call("reset keep-capabilities", e))?;
+
+    // Leaving uid 0 emptied the effective set; take the permitted set back
+    // into it for the moment, to be allowed to shape the others.
+    let permitted_now = caps::read(None, CapSet::Permitted)
+        .map_err(|e| Error::call("read capabilities", errno_of(&e)))?;
+    caps::set(None, CapSet::Effective, &permitted_now)
+        .map_err(|e| Error::call("raise capabilities", errno_of(&e)))?;
+
+    let set = |which: CapSet, list: &[Capability], what: &str| -> Result<()> {
+        let wanted: caps::CapsHashSet = list.iter().copied().collect();
+        caps::set(None, which, &wanted)
+            .map_err(|e| Error::call(format!("set {what} capabilities"), errno_of(&e)))
+    };
+    // Effective must stay within permitted at every step: shrink it first.
+    set(CapSet::Inheritable, &c.inheritable, "inheritable")?;
+    let effective: Vec<Capability> = c
+        .effective
+        .iter()
+        .copied()
+        .filter(|cap| c.permitted.contains(cap))
+        .collect();
+    if effective.len() != c.effective.len() {
+        tracing::warn!("process.capabilities.effective lists capabilities that are not permitted; they are not raised");
+    }
+    set(CapSet::Effective, &effective, "effective")?;
+    set(CapSet::Permitted, &c.permitted, "permitted")?;
+    for cap in &c.ambient {
+        if c.inheritable.contains(cap) && c.permitted.contains(cap) {
+            caps::raise(None, CapSet::Ambient, *cap)
+                .map_err(|e| Error::call(format!("raise ambient {cap}"), errno_of(&e)))?;
+        }
+    }
+    Ok(())
+}
+
+fn errno_of(e: &caps::errors::CapsError) -> Errno {
+    let text = e.to_string();
+    if text.contains("Operation not permitted") {
+        Errno::EPERM
+    } else {
+        Errno::EINVAL
+    }
+}
+
+/// Enter the working directory and check that it is inside the root (a
+/// directory reached through a leaked fd would show as "(unreachable)").
+pub fn enter_cwd(cwd: &Path) -> Result<()> {
+    nix::unistd::chdir(cwd).map_err(|e| Error::sys("enter working directory", cwd, e))?;
+    match nix::unistd::getcwd() {
+        Ok(p) if p.as_os_str().as_bytes().starts_with(b"/") => Ok(()),
+        _ => Err(Error::sys(
+            "working directory is outside the root",
+            cwd,
+            Errno::EXDEV,
+        )),
+    }
+}
+
+/// `execvp` with the container's environment: `args[0]` is looked up in
+/// the `PATH` of `env`, not hutch's.
+pub fn exec(args: &[CString], env: &[CString]) -> Result<Infallible> {
+    let prog = &args[0];
+    if prog.as_bytes().contains(&b'/') {
+        let e = nix::unistd::execve(prog, args, env).unwrap_err();
+        return Err(exec_error(prog, e));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.as_bytes().strip_prefix(b"PATH="))
+        .map(|p| p.to_vec())
+        .unwrap_or_else(|| DEFAULT_PATH.as_bytes().to_vec());
+    let mut denied = false;
+    for dir in path.split(|&b| b == b':') {
+        let dir = if dir.is_empty() { &b"."[..] } else { dir };
+        let mut full = dir.to_vec();
+        full.push(b'/');
+        full.extend_from_slice(prog.as_bytes());
+        let Ok(full) = CString::new(full) else {
+            continue;
+        };
+        match nix::unistd::execve(&full, args, env).unwrap_err() {
+            Errno::ENOENT | Errno::ENOTDIR | Errno::ESTALE | Errno::ELOOP | Errno::ENAMETOOLONG => {
+            }
+            Errno::EACCES => denied = true,
+            e => return Err(exec_error(&full, e)),
+        }
+    }
+    Err(exec_error(
+        prog,
+        if denied { Errno::EACCES } else { Errno::ENOENT },
+    ))
+}
+
+fn exec_error(prog: &CStr, e: Errno) -> Error {
+    let name = String::from_utf8_lossy(prog.to_bytes()).into_owned();
+    match e {
+        Errno::ENOENT => Error::Container(format!(
+            "exec `{name}`: executable file not found in $PATH: No such file or directory"
+        )),
+        Errno::EACCES => Error::Container(format!("exec `{name}`: permission denied")),
+        e => Error::Container(format!("exec `{name}`: {}", e.desc())),
+    }
+}
+
+/// The exit status of a container process whose start path failed, by the
+/// shell's conventions: 127 for a program not found, 126 for one that
+/// cannot run, 1 otherwise.
+pub fn failure_status(err: &Error) -> i32 {
+    match err {
+        Error::Container(msg) if msg.contains("not found") => 127,
+        Error::Container(msg) if msg.starts_with("exec ") => 126,
+        _ => 1,
+    }
+}

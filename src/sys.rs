@@ -1,0 +1,281 @@
+//! The only module with `unsafe`: thin wrappers over the system calls that
+//! `nix` does not cover, or covers in a form that does not fit (a `clone` that
+//! behaves like `fork`, the new mount API, pidfds, `close_range`).
+//!
+//! Each wrapper does one system call, says which in its first doc line, and
+//! returns `nix::Result`. Callers add the context (which step, which path).
+#![allow(unsafe_code)]
+
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// Which side of a [`clone_process`] we are on.
+pub enum Forked {
+    /// The new process.
+    Child,
+    /// The caller; holds the new process's pid.
+    Parent(Pid),
+}
+
+/// `clone(flags | SIGCHLD, NULL, ...)`: a `fork` that can also create
+/// namespaces (a pid namespace can only be entered by a new process).
+///
+/// The child runs on a copy of the caller's stack, as after `fork`. The caller
+/// must be single-threaded (hutch always is), so no lock can be held by a
+/// thread that does not exist in the child.
+pub fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a NULL stack makes clone(2) behave as fork(2): the child gets a
+    // copy-on-write copy of the address space. No pointers are passed.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match Errno::result(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as libc::pid_t))),
+    }
+}
+
+/// `_exit(code)`: leave at once, without running destructors or atexit
+/// handlers that belong to the parent's copy of the process.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Mount attributes for [`mount_setattr`] (`MOUNT_ATTR_*`).
+pub mod attr {
+    pub const RDONLY: u64 = 0x0000_0001;
+    pub const NOSUID: u64 = 0x0000_0002;
+    pub const NODEV: u64 = 0x0000_0004;
+    pub const NOEXEC: u64 = 0x0000_0008;
+    pub const ATIME_MASK: u64 = 0x0000_0070;
+    pub const RELATIME: u64 = 0x0000_0000;
+    pub const NOATIME: u64 = 0x0000_0010;
+    pub const STRICTATIME: u64 = 0x0000_0020;
+    pub const NODIRATIME: u64 = 0x0000_0080;
+    pub const NOSYMFOLLOW: u64 = 0x0020_0000;
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], attr)`: change the
+/// flags of the mount `fd` is the root of, leaving the others (including those
+/// the kernel locks in a user namespace) as they are. `propagation` is one of
+/// `MS_SHARED`, `MS_SLAVE`, `MS_PRIVATE`, `MS_UNBINDABLE`, or 0.
+pub fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    propagation: u64,
+) -> nix::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is a valid NUL-terminated empty string, `attr` lives
+    // across the call and its size is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC [| AT_RECURSIVE])`:
+/// a detached copy of the mount (tree) at `path`, to be attached with
+/// [`move_mount_to_fd`].
+pub fn open_tree_clone(path: &CStr, recursive: bool) -> nix::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    let fd = Errno::result(ret)? as RawFd;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `move_mount(from, "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`:
+/// attach the detached mount `from` on top of the file or directory `to`
+/// refers to. Mounting onto an fd means no path is resolved a second time.
+pub fn move_mount_to_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> nix::Result<()> {
+    const F_EMPTY_PATH: libc::c_uint = 0x4;
+    const T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: both paths are valid empty C strings; the fds are borrowed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            F_EMPTY_PATH | T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `pidfd_open(pid, 0)`: a handle on the process that stays valid (and keeps
+/// naming the same process) even after the pid is reused.
+pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+    // SAFETY: plain integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = Errno::result(ret)? as RawFd;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> nix::Result<()> {
+    // SAFETY: the siginfo pointer is NULL, which the call allows.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `close_range(first, ~0U, CLOSE_RANGE_CLOEXEC)`: mark every fd from `first`
+/// up close-on-exec, so none of them reaches the container program.
+pub fn cloexec_from(first: u32) -> nix::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: plain integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    Errno::result(ret).map(drop)
+}
+
+/// `ioctl(fd, TIOCSCTTY, 0)`: make the terminal `fd` the controlling terminal
+/// of this (session leader) process.
+pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// `ioctl(fd, TIOCSWINSZ, {rows, cols})`.
+pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `size` outlives the call and has the type TIOCSWINSZ expects.
+    let ret = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &size as *const libc::winsize,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)`, `grantpt`, `unlockpt` and
+/// the slave's path, from the `ptmx` at `ptmx_path`'s devpts instance.
+pub fn open_pty() -> nix::Result<(OwnedFd, std::path::PathBuf)> {
+    use nix::pty::{grantpt, posix_openpt, unlockpt};
+    let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let mut buf = [0 as libc::c_char; 128];
+    // SAFETY: `buf` is writable for its whole length, which is passed.
+    let ret = unsafe { libc::ptsname_r(master.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+    if ret != 0 {
+        return Err(Errno::from_raw(ret));
+    }
+    // SAFETY: ptsname_r wrote a NUL-terminated string into `buf`.
+    let name = unsafe { CStr::from_ptr(buf.as_ptr()) };
+    let path = std::path::PathBuf::from(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.to_bytes()),
+    );
+    // SAFETY: `master` owns the fd; we take it over.
+    let fd = unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(master)) };
+    nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    Ok((fd, path))
+}
+
+/// Reset every catchable signal to its default action and unblock all
+/// signals, so the container program does not inherit what the caller of
+/// hutch ignored or blocked.
+pub fn reset_signals() {
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+/// `personality(persona)`.
+pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
+    // SAFETY: plain integer argument.
+    let ret = unsafe { libc::personality(persona) };
+    Errno::result(ret).map(drop)
+}
+
+/// Borrow one of the standard streams (0, 1 or 2), which are open for the
+/// whole life of the process.
+pub fn stdio(fd: RawFd) -> BorrowedFd<'static> {
+    debug_assert!((0..=2).contains(&fd));
+    // SAFETY: fds 0-2 stay open for the process's life (hutch never closes
+    // them; the container inherits them).
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Borrow an fd number we were told is open (a `--preserve-fds` fd or one
+/// received with `SCM_RIGHTS` that we own through `OwnedFd` elsewhere).
+pub fn adopt_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the caller passes an fd it owns and will not close otherwise.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// True if `fd` is open.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on any integer is harmless.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// Keep a borrowed fd as a plain number across `execve` boundaries.
+pub fn raw(fd: &impl AsFd) -> RawFd {
+    fd.as_fd().as_raw_fd()
+}
