@@ -248,27 +248,65 @@ impl StateRoot {
     }
 
     /// Claim `id` for a new container: exactly one of several callers
-    /// racing on one id succeeds. A leftover of a `create` that died before
-    /// it recorded anything is cleared and claimed.
+    /// racing on one id succeeds. The entry is made under a private name,
+    /// locked, and renamed into place without replacing anything, so it is
+    /// locked from the moment it is visible. A leftover of a `create` that
+    /// died before recording anything (no record, no lock) is cleared, under
+    /// the state directory's lock so that two callers cannot both clear it.
     pub fn reserve(&self, id: &str) -> Result<Entry> {
+        check_id(id)?;
+        let tmp = format!(".new-{}-{}", std::process::id(), id.len());
+        let _ = nix::unistd::unlinkat(
+            &self.dir,
+            tmp.as_str(),
+            nix::unistd::UnlinkatFlags::RemoveDir,
+        );
+        nix::sys::stat::mkdirat(&self.dir, tmp.as_str(), Mode::from_bits_truncate(0o700))
+            .map_err(|e| Error::sys("create state entry", self.path.join(&tmp), e))?;
+        let mut entry = self.open_entry(&tmp)?;
+        entry.lock_exclusive()?;
         for _ in 0..2 {
-            match nix::sys::stat::mkdirat(&self.dir, id, Mode::from_bits_truncate(0o700)) {
+            match nix::fcntl::renameat2(
+                &self.dir,
+                tmp.as_str(),
+                &self.dir,
+                id,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            ) {
                 Ok(()) => {
-                    let mut entry = self.open_entry(id)?;
-                    entry.lock_exclusive()?;
+                    entry.id = id.to_string();
+                    entry.path = self.path.join(id);
                     return Ok(entry);
                 }
-                Err(Errno::EEXIST) => {
-                    let entry = self.open_entry(id)?;
-                    if entry.load().is_ok() || entry.is_locked() {
-                        return Err(Error::Exists { id: id.to_string() });
+                Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
+                    let _guard = self.lock()?;
+                    let existing = self.open_entry(id)?;
+                    if existing.has(STATE_FILE) || existing.is_locked() {
+                        break;
                     }
-                    entry.remove();
+                    existing.remove();
                 }
-                Err(e) => return Err(Error::sys("create state entry", self.path.join(id), e)),
+                Err(e) => {
+                    entry.remove();
+                    return Err(Error::sys("create state entry", self.path.join(id), e));
+                }
             }
         }
+        entry.remove();
         Err(Error::Exists { id: id.to_string() })
+    }
+
+    /// The state directory's own lock (taken only to clear leftovers).
+    fn lock(&self) -> Result<Flock<OwnedFd>> {
+        let fd = nix::fcntl::openat(
+            &self.dir,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::sys("lock state directory", &self.path, e))?;
+        Flock::lock(fd, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::sys("lock state directory", &self.path, e))
     }
 
     /// Open the entry of an existing container.

@@ -1,0 +1,48 @@
+#!/bin/bash
+# Run all of hutch's tests on a Debian machine, as root: install what they
+# need, build, then run the unit tests, and the integration tests as root,
+# as a plain user with subordinate ids (tuser) and as one without (tsingle).
+# Every suite must pass in every mode; nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. integration/lib.sh
+[ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
+
+ensure_packages busybox-static uidmap tini jq buildah ca-certificates gcc libc6-dev
+ensure_rust
+ensure_users
+
+log "building"
+cargo build --locked --quiet
+cargo test --locked --quiet --no-run 2>/dev/null
+bins=$(cargo test --locked --no-run --message-format=json 2>/dev/null \
+    | jq -r 'select(.profile.test == true and .target.kind == ["test"]) | .executable // empty')
+
+# The test binaries and hutch go where the plain users can run them.
+ci=$(mktemp -d /tmp/hutch-ci.XXXXXX)
+trap 'rm -rf "$ci"' EXIT
+chmod 755 "$ci"
+install -m 755 target/debug/hutch "$ci/hutch"
+for b in $bins; do install -m 755 "$b" "$ci/$(basename "$b" | sed 's/-[0-9a-f]*$//')"; done
+mkdir -m 1777 "$ci/tmp"
+
+failed=0
+log "unit tests"
+cargo test --locked --quiet --lib || failed=1
+
+for who in root tuser tsingle; do
+    for t in "$ci"/*; do
+        [ -f "$t" ] && [ "$(basename "$t")" != hutch ] || continue
+        log "integration tests $(basename "$t") as $who"
+        cmd=(env HUTCH_BIN="$ci/hutch" HUTCH_TEST_TMP="$ci/tmp" "$t" --test-threads=2)
+        if [ "$who" = root ]; then "${cmd[@]}" || failed=1
+        else (cd "$ci" && as "$who" "${cmd[@]}") || failed=1; fi
+    done
+done
+
+# Nothing may be left behind: no container process, no state.
+if pgrep -f "$ci/hutch" >/dev/null; then
+    log "processes left behind:"; pgrep -af "$ci/hutch" >&2; failed=1
+fi
+[ "$failed" = 0 ] && log "all suites passed" || log "some suites FAILED"
+exit "$failed"
