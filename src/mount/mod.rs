@@ -297,7 +297,7 @@ pub fn mask_paths(root: &Root, paths: &[PathBuf]) -> Result<()> {
                 "tmpfs",
                 "tmpfs",
                 MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                "nr_blocks=1,nr_inodes=1,mode=000",
+                "nr_blocks=1,nr_inodes=1",
             )
             .map_err(|e| Error::sys("mask directory", root.display(p), e))?;
         } else {
