@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . integration/lib.sh
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
 
-ensure_packages busybox-static uidmap tini jq buildah ca-certificates gcc libc6-dev
+ensure_packages busybox-static uidmap tini jq buildah ca-certificates gcc libc6-dev libseccomp-dev
 ensure_rust
 ensure_users
 
@@ -38,6 +38,13 @@ for who in root tuser tsingle; do
         if [ "$who" = root ]; then "${cmd[@]}" || failed=1
         else (cd "$ci" && as "$who" "${cmd[@]}") || failed=1; fi
     done
+done
+
+# buildah drives hutch as its runtime, as each plain user (issue 3).
+bud_test="$PWD/integration/buildah.sh"
+for who in tuser tsingle; do
+    log "buildah integration as $who"
+    (cd "$ci" && as "$who" "$bud_test" "$ci/hutch") || failed=1
 done
 
 # Nothing may be left behind: no container process, no state.

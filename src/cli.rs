@@ -10,31 +10,31 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(name = "hutch", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// State directory [default: /run/hutch for root, $XDG_RUNTIME_DIR/hutch otherwise]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
     /// Also write log messages (and errors) to FILE
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
 
     /// Format of the log: text, or json (runc's one-object-per-line format)
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Log debug messages
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub debug: bool,
 
     /// Accepted for compatibility; hutch does not manage cgroups
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub systemd_cgroup: bool,
 
     /// Accepted for compatibility (true, false or auto); hutch does not manage cgroups
-    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub rootless: Option<String>,
 
     /// Accepted for compatibility with crun; hutch does not manage cgroups
-    #[arg(long, global = true, value_name = "MANAGER")]
+    #[arg(long, value_name = "MANAGER")]
     pub cgroup_manager: Option<String>,
 
     #[command(subcommand)]
@@ -124,6 +124,20 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Write a default config.json for a root file system in ./rootfs
+    Spec {
+        /// A config a plain user can run: user namespace, host network, /sys bound
+        #[arg(long)]
+        rootless: bool,
+        /// Where to write config.json
+        #[arg(short = 'b', long, value_name = "DIR", default_value = ".")]
+        bundle: PathBuf,
+        /// The program and its arguments (default: sh)
+        #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "ARG")]
+        args: Vec<String>,
+    },
+    /// Print what this runtime supports, as the runtime-spec features JSON
+    Features,
     /// List the containers
     List {
         /// table or json

@@ -81,7 +81,8 @@ pub static TABLE: &[Feature] = &[
     Feature { key: "linux.intelRdt", support: Err_, note: "Intel RDT is refused" },
     Feature { key: "linux.memoryPolicy", support: Ignored, note: "the NUMA memory policy is not changed" },
     Feature { key: "linux.sysctl", support: Works, note: "namespaced keys only, written through the container's procfs after it is verified" },
-    Feature { key: "linux.seccomp", support: Ignored, note: "seccomp filters are not installed" },
+    Feature { key: "linux.seccomp", support: Works, note: "built with libseccomp: every action but NOTIFY, errnoRet, architectures, argument checks, the LOG, TSYNC and SPEC_ALLOW flags; unknown syscall names are skipped; loaded last before execve with noNewPrivileges, else before capabilities are dropped" },
+    Feature { key: "linux.seccomp.notify", support: Err_, note: "seccomp notify (SCMP_ACT_NOTIFY, listenerPath) is refused" },
     Feature { key: "linux.rootfsPropagation", support: Works, note: "shared, slave, private or unbindable; slave by default" },
     Feature { key: "linux.maskedPaths", support: Works, note: "files hidden under the host's /dev/null (verified to be the real device), directories under an empty read-only tmpfs" },
     Feature { key: "linux.readonlyPaths", support: Works, note: "bound onto themselves read-only" },
@@ -140,4 +141,102 @@ mod tests {
         assert!(err.contains("hooks is not supported"), "{err}");
         assert!(gate("no.such.field").is_err());
     }
+}
+
+/// Mount options hutch interprets itself (anything else is handed to the
+/// filesystem as data).
+pub const MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "unbindable",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rrelatime",
+    "rnoatime",
+    "rstrictatime",
+    "rnodiratime",
+    "rdiratime",
+    "rnosymfollow",
+    "rsymfollow",
+    "tmpcopyup",
+];
+
+/// The runtime-spec `features` document, derived from [`TABLE`].
+pub fn document() -> serde_json::Value {
+    let works = |key: &str| lookup(key).is_some_and(|f| f.support == Works);
+    let hooks: Vec<&str> = if works("hooks") {
+        vec![
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop",
+        ]
+    } else {
+        Vec::new()
+    };
+    let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    caps.sort();
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.3.0",
+        "hooks": hooks,
+        "mountOptions": MOUNT_OPTIONS,
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {"enabled": works("linux.seccomp")},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {"org.hutch.version": env!("CARGO_PKG_VERSION")}
+    })
 }

@@ -22,6 +22,7 @@ use nix::unistd::{Gid, Uid};
 use crate::error::{Error, Result};
 use crate::mount::{self, dev, Deferred};
 use crate::process;
+use crate::seccomp;
 use crate::spec::{Plan, UserNs};
 use crate::state::CTL_SOCKET;
 use crate::sync::{self, Msg};
@@ -197,6 +198,13 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().map_err(|e| Error::call("set no_new_privs", e))?;
     }
+    // Installing a filter without no_new_privs takes CAP_SYS_ADMIN, which
+    // become_user may drop: then it goes in now, and the filter must allow
+    // the calls that follow (as runc does). With no_new_privs it waits for
+    // the last moment, so it constrains as little of hutch as possible.
+    if let (Some(filter), false) = (&plan.seccomp, p.no_new_privileges) {
+        seccomp::load(filter)?;
+    }
     process::become_user(p, args.setgroups_allowed)?;
     if cwd_early.is_err() {
         process::enter_cwd(&p.cwd)?;
@@ -208,6 +216,9 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     sys::cloexec_from(3 + args.preserve_fds)
         .map_err(|e| Error::call("close inherited file descriptors", e))?;
     debug_assert!(conn.as_raw_fd() >= 3);
+    if let (Some(filter), true) = (&plan.seccomp, p.no_new_privileges) {
+        seccomp::load(filter)?;
+    }
     process::exec(&p.args, &env)
 }
 

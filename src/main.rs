@@ -59,8 +59,34 @@ fn run(cli: Cli) -> Result<u8> {
             return Ok(u8::try_from(code).unwrap_or(255));
         }
         Command::List { format, quiet } => list(&g, &format, quiet)?,
+        Command::Spec {
+            rootless,
+            bundle,
+            args,
+        } => write_spec(&bundle, rootless, &args, host)?,
+        Command::Features => println!(
+            "{}",
+            serde_json::to_string_pretty(&hutch::features::document()).unwrap_or_default()
+        ),
     }
     Ok(0)
+}
+
+fn write_spec(bundle: &std::path::Path, rootless: bool, args: &[String], host: Host) -> Result<()> {
+    let path = bundle.join("config.json");
+    let doc = hutch::specgen::default_config(rootless, args, host.euid, host.egid);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                Error::Usage(format!("`{}` exists; remove it first", path.display()))
+            }
+            _ => Error::io("write", &path, e),
+        })?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| Error::io("write", &path, e))
 }
 
 fn create_options(a: CreateArgs) -> (String, CreateOptions) {

@@ -182,6 +182,8 @@ pub struct Plan {
     pub readonly_paths: Vec<PathBuf>,
     pub sysctl: Vec<(String, String)>,
     pub personality: Option<libc::c_ulong>,
+    /// The seccomp filter to load before the program runs.
+    pub seccomp: Option<crate::seccomp::SeccompPlan>,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -337,9 +339,11 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
     if linux.intel_rdt().is_some() {
         gate("linux.intelRdt")?;
     }
-    if linux.seccomp().is_some() {
-        gate("linux.seccomp")?;
-    }
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp::plan)
+        .transpose()?;
     if linux.mount_label().is_some() {
         gate("linux.mountLabel")?;
     }
@@ -387,6 +391,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         readonly_paths,
         sysctl,
         personality,
+        seccomp,
         annotations,
     })
 }
