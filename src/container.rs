@@ -2,7 +2,7 @@
 //! first (`Status::can_*`), then act, and leave no state entry and no
 //! process behind when they fail.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -209,7 +209,7 @@ fn open_console(socket: &Path, id: &str) -> Result<OwnedFd> {
 pub fn start(g: &Globals, id: &str) -> Result<()> {
     let root = StateRoot::open(&g.root)?;
     let entry = root.entry(id)?;
-    let (_, status) = entry.status()?;
+    let (record, status) = entry.status()?;
     if !status.can_start() {
         return Err(Error::WrongState {
             id: id.to_string(),
@@ -217,14 +217,22 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
             status: status.as_str(),
         });
     }
-    release(&entry)
+    release(&entry, &record)
 }
 
-fn release(entry: &Entry) -> Result<()> {
+/// Tell the waiting process to go on, and return once the program runs.
+/// When its start path fails, return only after the process is gone, so a
+/// `delete` right after the failed `start` finds it stopped, not running.
+fn release(entry: &Entry, record: &Record) -> Result<()> {
     let not_created = || Error::WrongState {
         id: entry.id.clone(),
         op: "start",
         status: "not created",
+    };
+    let pidfd = open_verified(record).ok_or_else(not_created)?;
+    let failed = |text: String| {
+        let _ = wait_exit(pidfd.as_fd(), Duration::from_secs(10));
+        Err(Error::Container(text))
     };
     let conn = match sync::connect(&entry.short_path(CTL_SOCKET)) {
         Ok(c) => c,
@@ -238,10 +246,10 @@ fn release(entry: &Entry) -> Result<()> {
     }
     match sync::recv(conn.as_fd()) {
         Ok(None) => Ok(()),
-        Ok(Some(Msg::Error(text))) => Err(Error::Container(text)),
-        Ok(Some(other)) => Err(Error::Container(format!(
+        Ok(Some(Msg::Error(text))) => failed(text),
+        Ok(Some(other)) => failed(format!(
             "unexpected message {other:?} from the container process"
-        ))),
+        )),
         Err(e) => Err(Error::call("wait for the container process", e)),
     }
 }
@@ -390,24 +398,25 @@ fn stop(record: &Record) -> Result<()> {
         Ok(()) | Err(Errno::ESRCH) => {}
         Err(e) => return Err(Error::call(format!("kill container `{}`", record.id), e)),
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    wait_exit(pidfd.as_fd(), Duration::from_secs(10))
+        .map_err(|e| Error::call(format!("wait for container `{}` to die", record.id), e))
+}
+
+/// Wait (up to `limit`) until the process of `pidfd` has exited; ETIMEDOUT
+/// when it has not.
+fn wait_exit(pidfd: BorrowedFd<'_>, limit: Duration) -> std::result::Result<(), Errno> {
+    let deadline = Instant::now() + limit;
     loop {
-        let mut fds = [nix::poll::PollFd::new(
-            pidfd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
+        let mut fds = [nix::poll::PollFd::new(pidfd, nix::poll::PollFlags::POLLIN)];
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(Error::call(
-                format!("wait for container `{}` to die", record.id),
-                Errno::ETIMEDOUT,
-            ));
+            return Err(Errno::ETIMEDOUT);
         }
         let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
         match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
             Ok(n) if n > 0 => return Ok(()),
             Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::call("wait for the container to die", e)),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -427,7 +436,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
             .map_err(|e| Error::call("block signals", e))?;
     }
     let Spawned { entry, record } = spawn(g, id, opts)?;
-    if let Err(e) = release(&entry) {
+    if let Err(e) = release(&entry, &record) {
         let _ = nix::sys::signal::kill(record.pid, Signal::SIGKILL);
         let _ = waitpid(record.pid, None);
         entry.remove();

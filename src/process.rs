@@ -134,11 +134,9 @@ pub fn become_user(p: &ProcessPlan, setgroups_allowed: bool) -> Result<()> {
         );
     }
     let gid = Gid::from_raw(p.gid);
-    nix::unistd::setresgid(gid, gid, gid)
-        .map_err(|e| Error::call(format!("set gid to {}", p.gid), e))?;
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| id_error("gid", p.gid, e))?;
     let uid = Uid::from_raw(p.uid);
-    nix::unistd::setresuid(uid, uid, uid)
-        .map_err(|e| Error::call(format!("set uid to {}", p.uid), e))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| id_error("uid", p.uid, e))?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::call("reset keep-capabilities", e))?;
 
     // Leaving uid 0 emptied the effective set; take the permitted set back
@@ -173,6 +171,20 @@ pub fn become_user(p: &ProcessPlan, setgroups_allowed: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The error of a failed switch to `id`: EINVAL means the id has no
+/// mapping in the user namespace (a user without subordinate ids has only
+/// its own), which the bare errno does not say.
+fn id_error(kind: &str, id: u32, e: Errno) -> Error {
+    if e == Errno::EINVAL {
+        Error::call(
+            format!("set {kind} to {id} ({kind} {id} is not mapped in the user namespace)"),
+            e,
+        )
+    } else {
+        Error::call(format!("set {kind} to {id}"), e)
+    }
 }
 
 fn errno_of(e: &caps::errors::CapsError) -> Errno {

@@ -201,13 +201,28 @@ fn provide(root: &Root, d: &DevicePlan, in_userns: bool) -> Result<()> {
 }
 
 /// Bind the terminal `slave` onto `/dev/console`.
+///
+/// `create` opened the pty in the mount namespace this process has since
+/// left, and the kernel clones only mounts of the current namespace (the
+/// fd itself gives EINVAL). So the slave is cloned by its path, which names
+/// the copy of its mount in this namespace, and checked to be the same file.
 pub fn bind_console(root: &Root, slave: BorrowedFd<'_>) -> Result<()> {
     let target = root.ensure(Path::new("/dev/console"), Kind::File)?;
-    let path = proc_fd(slave);
+    let path = super::resolve::fd_path(slave)
+        .map_err(|e| Error::sys("find the pty of", proc_fd(slave), e))?;
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::sys("bind console", &path, Errno::EINVAL))?;
     let tree =
         sys::open_tree_clone(&c, false).map_err(|e| Error::sys("bind console from", &path, e))?;
+    let want = nix::sys::stat::fstat(slave).map_err(|e| Error::sys("stat pty", &path, e))?;
+    let got = nix::sys::stat::fstat(&tree).map_err(|e| Error::sys("stat pty", &path, e))?;
+    if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) {
+        return Err(Error::sys(
+            "bind console from (not the container's pty)",
+            &path,
+            Errno::ENODEV,
+        ));
+    }
     sys::move_mount_to_fd(tree.as_fd(), target.as_fd()).map_err(|e| {
         Error::sys(
             "bind console onto",
