@@ -138,6 +138,8 @@ pub enum Command {
     },
     /// Print what this runtime supports, as the runtime-spec features JSON
     Features,
+    /// Print the manual page, hutch(1) (read it with `hutch man | man -l -`)
+    Man,
     /// List the containers
     List {
         /// table or json

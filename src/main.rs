@@ -64,6 +64,7 @@ fn run(cli: Cli) -> Result<u8> {
             bundle,
             args,
         } => write_spec(&bundle, rootless, &args, host)?,
+        Command::Man => print!("{}", include_str!(concat!(env!("OUT_DIR"), "/hutch.1"))),
         Command::Features => println!(
             "{}",
             serde_json::to_string_pretty(&hutch::features::document()).unwrap_or_default()
