@@ -12,6 +12,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::init::{self, InitArgs};
 use crate::ns::{self, idmap};
 use crate::spec::{self, Host, Plan, UserNs};
@@ -117,6 +118,7 @@ fn spawn_in(
             init::run(
                 plan,
                 InitArgs {
+                    id: id.to_string(),
                     sync: child_sock,
                     listener,
                     entry_dir,
@@ -164,7 +166,14 @@ fn spawn_in(
             bundle: plan.bundle.clone(),
             annotations: plan.annotations.clone(),
             created: state::now(),
+            poststart: plan.hooks.poststart.clone(),
+            poststop: plan.hooks.poststop.clone(),
         };
+        // prestart and createRuntime: the container exists, the program
+        // does not run yet; a failure undoes the create.
+        let creating = record.oci_state(Status::Creating);
+        hooks::run_all("prestart", &plan.hooks.prestart, &creating)?;
+        hooks::run_all("createRuntime", &plan.hooks.create_runtime, &creating)?;
         entry.save(&record)?;
         if let Some(pid_file) = &opts.pid_file {
             state::write_pid_file(pid_file, pid)?;
@@ -217,7 +226,40 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
             status: status.as_str(),
         });
     }
-    release(&entry, &record)
+    release(&entry, &record)?;
+    poststart(&record)
+}
+
+/// Run the poststart hooks. From runtime-spec 1.3 a failing one stops the
+/// container and fails `start`; before, it is a warning.
+fn poststart(record: &Record) -> Result<()> {
+    let Err(e) = hooks::run_all(
+        "poststart",
+        &record.poststart,
+        &record.oci_state(Status::Running),
+    ) else {
+        return Ok(());
+    };
+    let fatal = !["1.0.", "1.1.", "1.2."]
+        .iter()
+        .any(|v| record.oci_version.starts_with(v));
+    if !fatal {
+        tracing::warn!("{e}");
+        return Ok(());
+    }
+    let _ = stop(record);
+    Err(e)
+}
+
+/// Run the poststop hooks; a failure is a warning, as the spec says.
+fn poststop(record: &Record) {
+    if let Err(e) = hooks::run_all(
+        "poststop",
+        &record.poststop,
+        &record.oci_state(Status::Stopped),
+    ) {
+        tracing::warn!("{e}");
+    }
 }
 
 /// Tell the waiting process to go on, and return once the program runs.
@@ -385,6 +427,7 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     }
     entry.lock_wait()?;
     entry.remove();
+    poststop(&record);
     Ok(())
 }
 
@@ -436,7 +479,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
             .map_err(|e| Error::call("block signals", e))?;
     }
     let Spawned { entry, record } = spawn(g, id, opts)?;
-    if let Err(e) = release(&entry, &record) {
+    if let Err(e) = release(&entry, &record).and_then(|()| poststart(&record)) {
         let _ = nix::sys::signal::kill(record.pid, Signal::SIGKILL);
         let _ = waitpid(record.pid, None);
         entry.remove();
@@ -448,6 +491,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
     let status = wait_forwarding(record.pid, &blocked);
     if !keep {
         entry.remove();
+        poststop(&record);
     }
     status
 }

@@ -57,8 +57,8 @@ mod tests {
     fn gate_follows_the_table() {
         assert!(gate("process.args").is_ok());
         assert!(gate("linux.seccomp").is_ok());
-        let err = gate("hooks").unwrap_err().to_string();
-        assert!(err.contains("hooks is not supported"), "{err}");
+        let err = gate("linux.intelRdt").unwrap_err().to_string();
+        assert!(err.contains("linux.intelRdt is not supported"), "{err}");
         assert!(gate("no.such.field").is_err());
     }
 }

@@ -20,6 +20,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Uid};
 
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::mount::{self, dev, Deferred};
 use crate::process;
 use crate::seccomp;
@@ -30,6 +31,8 @@ use crate::sys;
 
 /// What the container process is given besides the plan.
 pub struct InitArgs {
+    /// The container id (for the state hooks see).
+    pub id: String,
     /// Connected to `create` until the process is ready.
     pub sync: OwnedFd,
     /// The `ctl` socket `start` connects to.
@@ -145,6 +148,13 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     // Masks and read-only paths sit on top of the mounts they protect.
     mount::mask_paths(&root, &plan.masked_paths)?;
     mount::readonly_paths(&root, &plan.readonly_paths)?;
+    // createContainer hooks see the container's mounts but still the host's
+    // root (their paths are host paths).
+    hooks::run_all(
+        "createContainer",
+        &plan.hooks.create_container,
+        &hook_state(plan, &args.id),
+    )?;
     // The working directory must exist before the root may turn read-only.
     root.ensure(&plan.process.cwd, mount::resolve::Kind::Dir)?;
     deferred.apply()?;
@@ -159,6 +169,13 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
         mount::pivot_into(&root)?;
     }
     drop(root);
+
+    // startContainer hooks run in the container, paths resolved in it.
+    hooks::run_all(
+        "startContainer",
+        &plan.hooks.start_container,
+        &hook_state(plan, &args.id),
+    )?;
 
     if let Some(name) = &plan.hostname {
         nix::unistd::sethostname(name)
@@ -228,5 +245,17 @@ fn set_domainname(name: &str) -> Result<()> {
     std::io::Write::write_all(&mut f, name.as_bytes()).map_err(|e| match e.raw_os_error() {
         Some(n) => Error::sys("set domainname via", path, Errno::from_raw(n)),
         None => Error::io("set domainname via", path, e),
+    })
+}
+
+/// The state the in-container hooks get: the pid as the container sees it.
+fn hook_state(plan: &Plan, id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": plan.oci_version,
+        "id": id,
+        "status": "created",
+        "pid": nix::unistd::getpid().as_raw(),
+        "bundle": plan.bundle,
+        "annotations": plan.annotations,
     })
 }

@@ -184,6 +184,7 @@ pub struct Plan {
     pub personality: Option<libc::c_ulong>,
     /// The seccomp filter to load before the program runs.
     pub seccomp: Option<crate::seccomp::SeccompPlan>,
+    pub hooks: crate::hooks::Hooks,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -286,9 +287,13 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
     if let Some(d) = spec.domainname() {
         check_name("domainname", d)?;
     }
-    if spec.hooks().as_ref().is_some_and(hooks_present) {
-        gate("hooks")?;
-    }
+    let hooks = match spec.hooks() {
+        Some(h) if hooks_present(h) => {
+            gate("hooks")?;
+            crate::hooks::plan(h)?
+        }
+        _ => crate::hooks::Hooks::default(),
+    };
     let annotations: BTreeMap<String, String> = spec
         .annotations()
         .clone()
@@ -392,6 +397,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         sysctl,
         personality,
         seccomp,
+        hooks,
         annotations,
     })
 }

@@ -90,6 +90,9 @@ pub struct Record {
     pub annotations: BTreeMap<String, String>,
     /// Seconds since the epoch.
     pub created: u64,
+    /// Hooks later operations run: poststart (by `start`), poststop (by `delete`).
+    pub poststart: Vec<crate::hooks::Hook>,
+    pub poststop: Vec<crate::hooks::Hook>,
 }
 
 impl Record {
@@ -102,6 +105,8 @@ impl Record {
             "bundle": self.bundle,
             "annotations": self.annotations,
             "created": self.created,
+            "poststart": crate::hooks::to_json(&self.poststart),
+            "poststop": crate::hooks::to_json(&self.poststop),
         })
     }
 
@@ -119,6 +124,14 @@ impl Record {
                 .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
                 .collect(),
             created: v.get("created")?.as_u64()?,
+            poststart: v
+                .get("poststart")
+                .map(crate::hooks::from_json)
+                .unwrap_or_default(),
+            poststop: v
+                .get("poststop")
+                .map(crate::hooks::from_json)
+                .unwrap_or_default(),
         })
     }
 
@@ -608,6 +621,8 @@ mod tests {
             bundle: "/b".into(),
             annotations: [("k".to_string(), "v".to_string())].into(),
             created: 1,
+            poststart: Vec::new(),
+            poststop: Vec::new(),
         };
         let back = Record::from_json(&r.to_json()).unwrap();
         assert_eq!(

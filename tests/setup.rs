@@ -24,7 +24,10 @@ fn uid_map_line(inside: u32, outside: u32, count: u32) -> String {
 }
 
 fn squeeze(s: &str) -> String {
-    s.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -34,23 +37,44 @@ fn user_namespace_is_made_for_a_plain_user_even_if_the_config_has_none() {
     match who() {
         // Real root with no user namespace asked for stays in the host's.
         Who::Root => assert_eq!(out, "0 0 4294967295\n0 0 4294967295\n0"),
-        _ => assert_eq!(out, format!("{}\n{}\n0", uid_map_line(0, uid(), 1), uid_map_line(0, gid(), 1))),
+        _ => assert_eq!(
+            out,
+            format!(
+                "{}\n{}\n0",
+                uid_map_line(0, uid(), 1),
+                uid_map_line(0, gid(), 1)
+            )
+        ),
     }
 }
 
 #[test]
 fn a_single_mapping_is_written_as_asked() {
     let mut b = sh("cat /proc/self/uid_map /proc/self/gid_map; cat /proc/self/setgroups");
-    let (u, g) = if who() == Who::Root { (5000, 6000) } else { (uid(), gid()) };
+    let (u, g) = if who() == Who::Root {
+        (5000, 6000)
+    } else {
+        (uid(), gid())
+    };
     b.edit(|c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
         c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": u, "size": 1}]);
         c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": g, "size": 1}]);
     });
     let out = squeeze(&output_of(&b));
     // An unprivileged single mapping needs setgroups denied; root's does not.
     let setgroups = if who() == Who::Root { "allow" } else { "deny" };
-    assert_eq!(out, format!("{}\n{}\n{setgroups}", uid_map_line(0, u, 1), uid_map_line(0, g, 1)));
+    assert_eq!(
+        out,
+        format!(
+            "{}\n{}\n{setgroups}",
+            uid_map_line(0, u, 1),
+            uid_map_line(0, g, 1)
+        )
+    );
 }
 
 #[test]
@@ -60,7 +84,11 @@ fn multi_range_maps_go_through_newuidmap() {
         Who::UserWithSubids => (subid_range("/etc/subuid").0, subid_range("/etc/subgid").0),
         _ => (100000, 100000),
     };
-    let (u, g) = if who() == Who::Root { (0, 0) } else { (uid(), gid()) };
+    let (u, g) = if who() == Who::Root {
+        (0, 0)
+    } else {
+        (uid(), gid())
+    };
     b.edit(|c| {
         c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
         c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": u, "size": 1}, {"containerID": 1, "hostID": su, "size": 65536}]);
@@ -108,7 +136,10 @@ fn pid_namespace_makes_the_program_pid_1() {
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("1"));
     // Only sh, ps and wc are visible (plus the header line).
-    assert!(lines.next().unwrap().trim().parse::<u32>().unwrap() <= 4, "{out}");
+    assert!(
+        lines.next().unwrap().trim().parse::<u32>().unwrap() <= 4,
+        "{out}"
+    );
 }
 
 #[test]
@@ -119,7 +150,10 @@ fn hostname_home_cwd_env_umask_are_applied() {
         c["process"]["env"] = json!(["PATH=/bin", "A=1", "PATH=/usr/bin:/bin", "A=2"]);
         c["process"]["user"]["umask"] = json!(0o027);
     });
-    assert_eq!(output_of(&b), "hutchbox\n/root\n/new/work/dir\n/usr/bin:/bin\n2\n0027\n");
+    assert_eq!(
+        output_of(&b),
+        "hutchbox\n/root\n/new/work/dir\n/usr/bin:/bin\n2\n0027\n"
+    );
     // The directory was made in the root, not on the host.
     assert!(b.rootfs().join("new/work/dir").is_dir());
 }
@@ -145,7 +179,9 @@ fn home_comes_from_the_containers_passwd_for_other_users() {
 
 #[test]
 fn limits_nnp_and_capabilities_are_exactly_as_asked() {
-    let mut b = sh("ulimit -n; grep -E '^(NoNewPrivs|CapInh|CapPrm|CapEff|CapBnd|CapAmb)' /proc/self/status");
+    let mut b = sh(
+        "ulimit -n; grep -E '^(NoNewPrivs|CapInh|CapPrm|CapEff|CapBnd|CapAmb)' /proc/self/status",
+    );
     b.edit(|c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]);
         c["process"]["capabilities"] = json!({
@@ -170,10 +206,19 @@ fn dev_holds_the_default_devices_and_links() {
     let out = output_of(&b);
     let mut lines = out.lines();
     let ls = lines.next().unwrap();
-    for d in ["null", "zero", "full", "random", "urandom", "tty", "fd", "stdin", "stdout", "stderr", "ptmx", "pts", "shm", "mqueue"] {
-        assert!(ls.split_whitespace().any(|x| x == d), "/dev lacks {d}: {ls}");
+    for d in [
+        "null", "zero", "full", "random", "urandom", "tty", "fd", "stdin", "stdout", "stderr",
+        "ptmx", "pts", "shm", "mqueue",
+    ] {
+        assert!(
+            ls.split_whitespace().any(|x| x == d),
+            "/dev lacks {d}: {ls}"
+        );
     }
-    assert_eq!(lines.collect::<Vec<_>>(), ["4", "8", "/proc/self/fd", "/proc/self/fd/0", "pts/ptmx"]);
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        ["4", "8", "/proc/self/fd", "/proc/self/fd/0", "pts/ptmx"]
+    );
 }
 
 #[test]
@@ -185,11 +230,17 @@ fn a_minimal_dev_is_made_when_the_config_mounts_none() {
     });
     let out = output_of(&b);
     for d in ["null", "zero", "urandom", "tty", "pts", "shm", "ptmx"] {
-        assert!(out.split_whitespace().any(|x| x == d), "/dev lacks {d}: {out}");
+        assert!(
+            out.split_whitespace().any(|x| x == d),
+            "/dev lacks {d}: {out}"
+        );
     }
     assert!(out.trim_end().ends_with("tmpfs"), "{out}");
     // Nothing was written into the image's own /dev.
-    assert_eq!(std::fs::read_dir(b.rootfs().join("dev")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(b.rootfs().join("dev")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -217,19 +268,28 @@ fn mounts_of_each_type_work_with_their_options() {
             .replace("ext4", &fs_type_of(&b_host)),
         "{out}"
     );
-    assert_eq!(std::fs::read_to_string(b_host.join("new")).unwrap(), "new\n");
+    assert_eq!(
+        std::fs::read_to_string(b_host.join("new")).unwrap(),
+        "new\n"
+    );
     let _ = std::fs::remove_dir_all(&b_host);
 }
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
-    let base = std::env::var_os("HUTCH_TEST_TMP").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("HUTCH_TEST_TMP")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     let d = base.join(format!("hutch-{tag}-{}", unique_id("d")));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 fn fs_type_of(p: &std::path::Path) -> String {
-    let out = std::process::Command::new("stat").args(["-f", "-c", "%T"]).arg(p).output().unwrap();
+    let out = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(p)
+        .output()
+        .unwrap();
     match text(&out.stdout).trim() {
         "ext2/ext3" => "ext4".to_string(),
         other => other.to_string(),
@@ -240,7 +300,8 @@ fn fs_type_of(p: &std::path::Path) -> String {
 fn a_symlink_out_of_the_root_cannot_redirect_a_mount() {
     // The image holds links that point out of the root, absolutely and by
     // `..`; mounts through them must land inside the root.
-    let mut b = sh("ls -d /etc/hutch-escape-a /hutch-escape-b 2>&1; grep -c hutch-escape /proc/mounts");
+    let mut b =
+        sh("ls -d /etc/hutch-escape-a /hutch-escape-b 2>&1; grep -c hutch-escape /proc/mounts");
     let marker = format!("hutch-escape-{}", b.id);
     std::os::unix::fs::symlink("/etc", b.rootfs().join("abs")).unwrap();
     std::os::unix::fs::symlink("../../../../../../..", b.rootfs().join("rel")).unwrap();
@@ -253,8 +314,14 @@ fn a_symlink_out_of_the_root_cannot_redirect_a_mount() {
     assert_eq!(out, "/etc/hutch-escape-a\n/hutch-escape-b\n2\n");
     assert!(b.rootfs().join("etc/hutch-escape-a").is_dir());
     assert!(b.rootfs().join("hutch-escape-b").is_dir());
-    assert!(!std::path::Path::new("/etc/hutch-escape-a").exists(), "a directory was made on the host");
-    assert!(!std::path::Path::new("/hutch-escape-b").exists(), "a directory was made on the host");
+    assert!(
+        !std::path::Path::new("/etc/hutch-escape-a").exists(),
+        "a directory was made on the host"
+    );
+    assert!(
+        !std::path::Path::new("/hutch-escape-b").exists(),
+        "a directory was made on the host"
+    );
     let _ = marker;
 }
 
@@ -267,7 +334,10 @@ fn readonly_root_masked_and_readonly_paths() {
     ));
     b.edit(|c| {
         c["root"]["readonly"] = json!(true);
-        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
     });
     assert_eq!(output_of(&b), "tmp-ok\n0\n0\ndone\n");
 }
@@ -276,13 +346,23 @@ fn readonly_root_masked_and_readonly_paths() {
 fn only_stdio_and_preserved_fds_reach_the_program() {
     use std::os::fd::AsRawFd;
     // An fd hutch inherits without close-on-exec (as from buildah).
-    let leaked = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty()).unwrap();
+    let leaked = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
     let b = sh("ls /proc/self/fd | tr '\\n' ' '");
     let dir = b.dir.to_str().unwrap().to_string();
     let out = b.hutch(&["run", "--bundle", &dir, &b.id]);
     assert_ok(&out);
     // ls itself holds one fd (3) on the directory it lists.
-    assert_eq!(text(&out.stdout).trim(), "0 1 2 3", "leaked fd {}", leaked.as_raw_fd());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "0 1 2 3",
+        "leaked fd {}",
+        leaked.as_raw_fd()
+    );
 
     // --preserve-fds 1 passes fd 3 through.
     let b2 = sh("cat <&3");
@@ -302,7 +382,11 @@ fn unsafe_free_dup_to_3(cmd: &mut std::process::Command, file: std::fs::File) {
     let prog = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
     let mut sh = std::process::Command::new("/bin/sh");
-    sh.arg("-c").arg("exec \"$@\" 3<&0 </dev/null").arg("sh").arg(prog).args(args);
+    sh.arg("-c")
+        .arg("exec \"$@\" 3<&0 </dev/null")
+        .arg("sh")
+        .arg(prog)
+        .args(args);
     sh.stdin(file);
     *cmd = sh;
 }
@@ -310,25 +394,65 @@ fn unsafe_free_dup_to_3(cmd: &mut std::process::Command, file: std::fs::File) {
 #[test]
 fn bad_configs_fail_with_one_line_and_leave_nothing() {
     let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
-        ("unsupported ociVersion `2.0.0`", Box::new(|c| c["ociVersion"] = json!("2.0.0"))),
-        ("root.path", Box::new(|c| c["root"]["path"] = json!("no-such-rootfs"))),
-        ("process.args is empty", Box::new(|c| c["process"]["args"] = json!([]))),
-        ("unknown variant `foo`", Box::new(|c| c["linux"]["namespaces"] = json!([{"type": "foo"}]))),
-        ("hooks is not supported", Box::new(|c| c["hooks"] = json!({"prestart": [{"path": "/bin/true"}]}))),
-        ("process.cwd `rel` is not absolute", Box::new(|c| c["process"]["cwd"] = json!("rel"))),
-        ("has no type and is not a bind mount", Box::new(|c| c["mounts"] = json!([{"destination": "/x", "source": "y"}]))),
-        ("CAP_BOGUS", Box::new(|c| c["process"]["capabilities"] = json!({"bounding": ["CAP_BOGUS"]}))),
-        ("invalid type", Box::new(|c| c["process"]["args"] = json!("not-a-list"))),
-        ("listed twice", Box::new(|c| c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "pid"}]))),
-        ("hostname and domainname need a private uts namespace", Box::new(|c| c["linux"]["namespaces"] = json!([{"type": "mount"}]))),
-        ("is not in a namespace the container has of its own", Box::new(|c| c["linux"]["sysctl"] = json!({"kernel.panic": "1"}))),
+        (
+            "unsupported ociVersion `2.0.0`",
+            Box::new(|c| c["ociVersion"] = json!("2.0.0")),
+        ),
+        (
+            "root.path",
+            Box::new(|c| c["root"]["path"] = json!("no-such-rootfs")),
+        ),
+        (
+            "process.args is empty",
+            Box::new(|c| c["process"]["args"] = json!([])),
+        ),
+        (
+            "unknown variant `foo`",
+            Box::new(|c| c["linux"]["namespaces"] = json!([{"type": "foo"}])),
+        ),
+        (
+            "linux.intelRdt is not supported",
+            Box::new(|c| c["linux"]["intelRdt"] = json!({"closID": "x"})),
+        ),
+        (
+            "process.cwd `rel` is not absolute",
+            Box::new(|c| c["process"]["cwd"] = json!("rel")),
+        ),
+        (
+            "has no type and is not a bind mount",
+            Box::new(|c| c["mounts"] = json!([{"destination": "/x", "source": "y"}])),
+        ),
+        (
+            "CAP_BOGUS",
+            Box::new(|c| c["process"]["capabilities"] = json!({"bounding": ["CAP_BOGUS"]})),
+        ),
+        (
+            "invalid type",
+            Box::new(|c| c["process"]["args"] = json!("not-a-list")),
+        ),
+        (
+            "listed twice",
+            Box::new(|c| c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "pid"}])),
+        ),
+        (
+            "hostname and domainname need a private uts namespace",
+            Box::new(|c| c["linux"]["namespaces"] = json!([{"type": "mount"}])),
+        ),
+        (
+            "is not in a namespace the container has of its own",
+            Box::new(|c| c["linux"]["sysctl"] = json!({"kernel.panic": "1"})),
+        ),
     ];
     for (needle, edit) in cases {
         let mut b = sh("true");
         b.edit(|c| edit(c));
         let out = b.run();
         assert_one_line_error(&out, needle);
-        assert!(b.state_entries().is_empty(), "{needle}: left {:?}", b.state_entries());
+        assert!(
+            b.state_entries().is_empty(),
+            "{needle}: left {:?}",
+            b.state_entries()
+        );
     }
     // Not JSON at all.
     let b = sh("true");
@@ -354,7 +478,10 @@ fn bad_ids_are_refused_before_anything_happens() {
 #[test]
 fn missing_bundle_and_unknown_container() {
     let b = sh("true");
-    assert_one_line_error(&b.hutch(&["create", "--bundle", "/nonexistent/bundle", &b.id]), "no config.json");
+    assert_one_line_error(
+        &b.hutch(&["create", "--bundle", "/nonexistent/bundle", &b.id]),
+        "no config.json",
+    );
     for op in ["start", "state", "kill", "delete"] {
         assert_one_line_error(&b.hutch(&[op, "nosuch"]), "does not exist");
     }
