@@ -124,6 +124,64 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Run another program in a running container
+    Exec {
+        /// A JSON process object (as in config.json) to run instead of COMMAND
+        #[arg(short, long, value_name = "FILE")]
+        process: Option<PathBuf>,
+        /// Run with a terminal (needs --console-socket)
+        #[arg(short, long)]
+        tty: bool,
+        /// Send the pty master to this AF_UNIX socket
+        #[arg(long, value_name = "PATH")]
+        console_socket: Option<PathBuf>,
+        /// Working directory in the container
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<PathBuf>,
+        /// Add NAME=value to the environment
+        #[arg(short, long, value_name = "NAME=VALUE")]
+        env: Vec<String>,
+        /// Run as UID[:GID]
+        #[arg(short, long, value_name = "UID[:GID]")]
+        user: Option<String>,
+        /// Additional group
+        #[arg(short = 'g', long, value_name = "GID")]
+        additional_gids: Vec<u32>,
+        /// Add a capability
+        #[arg(short, long, value_name = "CAP")]
+        cap: Vec<String>,
+        /// Set no_new_privs
+        #[arg(long)]
+        no_new_privs: bool,
+        /// Return once the program runs
+        #[arg(short, long)]
+        detach: bool,
+        /// Write the new process's pid to FILE
+        #[arg(long, value_name = "FILE")]
+        pid_file: Option<PathBuf>,
+        /// Pass N more file descriptors (3 to 3+N-1)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        preserve_fds: u32,
+        /// Accepted for compatibility; SELinux labels are not applied
+        #[arg(long, value_name = "LABEL")]
+        process_label: Option<String>,
+        /// Accepted for compatibility; AppArmor profiles are not applied
+        #[arg(long, value_name = "PROFILE")]
+        apparmor: Option<String>,
+        /// The container id
+        id: String,
+        /// The program and its arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// List the processes of a container
+    Ps {
+        /// table or json
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// The container id
+        id: String,
+    },
     /// Write a default config.json for a root file system in ./rootfs
     Spec {
         /// A config a plain user can run: user namespace, host network, /sys bound

@@ -58,7 +58,12 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
             )));
         }
     }
-    let plan = spec::load(&opts.bundle, g.host)?;
+    let (plan, config_text) = spec::load(&opts.bundle, g.host)?;
+    let pid_file = opts
+        .pid_file
+        .as_deref()
+        .map(state::PidFile::prepare)
+        .transpose()?;
     if plan.process.terminal && opts.console_socket.is_none() {
         return Err(Error::Usage(
             "process.terminal is set: --console-socket is required".into(),
@@ -66,7 +71,10 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
     }
     let root = StateRoot::open(&g.root)?;
     let entry = root.reserve(id)?;
-    match spawn_in(g, id, opts, &plan, &entry) {
+    match entry
+        .save_config(&config_text)
+        .and_then(|()| spawn_in(g, id, opts, &plan, &entry, pid_file.as_ref()))
+    {
         Ok(record) => Ok(Spawned { entry, record }),
         Err(e) => {
             entry.remove();
@@ -83,6 +91,7 @@ fn spawn_in(
     opts: &CreateOptions,
     plan: &Plan,
     entry: &Entry,
+    pid_file: Option<&state::PidFile>,
 ) -> Result<Record> {
     let listener = sync::listen(&entry.short_path(CTL_SOCKET))
         .map_err(|e| Error::sys("listen on", entry.path.join(CTL_SOCKET), e))?;
@@ -175,8 +184,8 @@ fn spawn_in(
         hooks::run_all("prestart", &plan.hooks.prestart, &creating)?;
         hooks::run_all("createRuntime", &plan.hooks.create_runtime, &creating)?;
         entry.save(&record)?;
-        if let Some(pid_file) = &opts.pid_file {
-            state::write_pid_file(pid_file, pid)?;
+        if let Some(f) = pid_file {
+            f.write(pid)?;
         }
         Ok(record)
     };
@@ -350,9 +359,10 @@ fn open_verified(record: &Record) -> Option<OwnedFd> {
     state::is_alive(record).then_some(fd)
 }
 
-/// Signal every other process of the container: those in its pid
-/// namespace, or (without one of its own) those in its mount namespace.
-fn signal_others(record: &Record, signal: Signal) {
+/// The processes of the container besides its own process: those in its
+/// pid namespace, or (without one of its own) those in its mount
+/// namespace. Never any of hutch's own namespace.
+fn members(record: &Record) -> Vec<Pid> {
     let ns_of = |pid: &str, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok();
     let me = record.pid.as_raw().to_string();
     let kind = if ns_of(&me, "pid") != ns_of("self", "pid") {
@@ -361,28 +371,44 @@ fn signal_others(record: &Record, signal: Signal) {
         "mnt"
     };
     let Some(target) = ns_of(&me, kind) else {
-        return;
+        return Vec::new();
     };
     if ns_of("self", kind).as_ref() == Some(&target) {
-        return; // never hutch's own namespace
+        return Vec::new();
     }
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
-    for e in dir.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name == me || !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        if ns_of(name, kind).as_ref() == Some(&target) {
-            if let Ok(pid) = name.parse::<i32>() {
-                if let Ok(fd) = sys::pidfd_open(Pid::from_raw(pid)) {
-                    let _ = sys::pidfd_send_signal(fd.as_fd(), signal);
-                }
-            }
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            pid != record.pid.as_raw() && ns_of(&pid.to_string(), kind).as_ref() == Some(&target)
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// Signal every process of the container but its own process.
+fn signal_others(record: &Record, signal: Signal) {
+    for pid in members(record) {
+        if let Ok(fd) = sys::pidfd_open(pid) {
+            let _ = sys::pidfd_send_signal(fd.as_fd(), signal);
         }
     }
+}
+
+/// `ps`: the pids (as hutch sees them) of the container's processes.
+pub fn processes(g: &Globals, id: &str) -> Result<Vec<Pid>> {
+    let root = StateRoot::open(&g.root)?;
+    let entry = root.entry(id)?;
+    let (record, status) = entry.status()?;
+    if status == Status::Stopped {
+        return Ok(Vec::new());
+    }
+    let mut pids = vec![record.pid];
+    pids.extend(members(&record));
+    pids.sort();
+    Ok(pids)
 }
 
 /// `delete`: remove a stopped (or created) container; with `force`, kill a
@@ -496,7 +522,8 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
     status
 }
 
-fn forwarded_signals() -> SigSet {
+/// The signals `run` and `exec` pass on to the program they wait for.
+pub(crate) fn forwarded_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [
         Signal::SIGHUP,
@@ -514,7 +541,9 @@ fn forwarded_signals() -> SigSet {
     set
 }
 
-fn wait_forwarding(pid: Pid, blocked: &SigSet) -> Result<i32> {
+/// Wait for our child `pid`, passing on the (blocked) signals that arrive;
+/// its exit status, or 128+N for a signal N.
+pub(crate) fn wait_forwarding(pid: Pid, blocked: &SigSet) -> Result<i32> {
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),

@@ -38,30 +38,6 @@ pub fn gate(key: &str) -> Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_unique() {
-        for (i, f) in TABLE.iter().enumerate() {
-            assert!(
-                TABLE[i + 1..].iter().all(|g| g.key != f.key),
-                "duplicate key {}",
-                f.key
-            );
-        }
-    }
-
-    #[test]
-    fn gate_follows_the_table() {
-        assert!(gate("process.args").is_ok());
-        assert!(gate("linux.seccomp").is_ok());
-        let err = gate("linux.intelRdt").unwrap_err().to_string();
-        assert!(err.contains("linux.intelRdt is not supported"), "{err}");
-        assert!(gate("no.such.field").is_err());
-    }
-}
 
 /// Mount options hutch interprets itself (anything else is handed to the
 /// filesystem as data).
@@ -159,4 +135,29 @@ pub fn document() -> serde_json::Value {
         },
         "annotations": {"org.hutch.version": env!("CARGO_PKG_VERSION")}
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique() {
+        for (i, f) in TABLE.iter().enumerate() {
+            assert!(
+                TABLE[i + 1..].iter().all(|g| g.key != f.key),
+                "duplicate key {}",
+                f.key
+            );
+        }
+    }
+
+    #[test]
+    fn gate_follows_the_table() {
+        assert!(gate("process.args").is_ok());
+        assert!(gate("linux.seccomp").is_ok());
+        let err = gate("linux.intelRdt").unwrap_err().to_string();
+        assert!(err.contains("linux.intelRdt is not supported"), "{err}");
+        assert!(gate("no.such.field").is_err());
+    }
 }

@@ -30,6 +30,7 @@
 pub mod cli;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod feature_table;
 pub mod features;
 pub mod hooks;

@@ -64,6 +64,43 @@ fn run(cli: Cli) -> Result<u8> {
             bundle,
             args,
         } => write_spec(&bundle, rootless, &args, host)?,
+        Command::Exec {
+            process,
+            tty,
+            console_socket,
+            cwd,
+            env,
+            user,
+            additional_gids,
+            cap,
+            no_new_privs,
+            detach,
+            pid_file,
+            preserve_fds,
+            process_label: _,
+            apparmor: _,
+            id,
+            command,
+        } => {
+            let opts = hutch::exec::ExecOptions {
+                process,
+                args: command,
+                env,
+                cwd,
+                user,
+                additional_gids,
+                tty,
+                console_socket,
+                caps: cap,
+                no_new_privs,
+                detach,
+                pid_file,
+                preserve_fds,
+            };
+            let code = hutch::exec::exec(&g, &id, &opts)?;
+            return Ok(u8::try_from(code).unwrap_or(255));
+        }
+        Command::Ps { format, id } => ps(&g, &id, &format)?,
         Command::Man => print!("{}", include_str!(concat!(env!("OUT_DIR"), "/hutch.1"))),
         Command::Features => println!(
             "{}",
@@ -71,6 +108,35 @@ fn run(cli: Cli) -> Result<u8> {
         ),
     }
     Ok(0)
+}
+
+fn ps(g: &Globals, id: &str, format: &str) -> Result<()> {
+    let pids = container::processes(g, id)?;
+    match format {
+        "json" => println!(
+            "{}",
+            serde_json::json!(pids.iter().map(|p| p.as_raw()).collect::<Vec<_>>())
+        ),
+        "table" => {
+            println!("{:>8} CMD", "PID");
+            for p in pids {
+                let cmd =
+                    std::fs::read(format!("/proc/{}/cmdline", p.as_raw())).unwrap_or_default();
+                let cmd: Vec<String> = cmd
+                    .split(|&b| b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                println!("{:>8} {}", p.as_raw(), cmd.join(" "));
+            }
+        }
+        other => {
+            return Err(Error::Usage(format!(
+                "unknown ps format `{other}` (table or json)"
+            )))
+        }
+    }
+    Ok(())
 }
 
 fn write_spec(bundle: &std::path::Path, rootless: bool, args: &[String], host: Host) -> Result<()> {

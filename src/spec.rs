@@ -213,8 +213,9 @@ impl Host {
     }
 }
 
-/// Read `BUNDLE/config.json` and turn it into a plan.
-pub fn load(bundle: &Path, host: Host) -> Result<Plan> {
+/// Read `BUNDLE/config.json` and turn it into a plan; the config's text
+/// comes back too, for the state directory's copy.
+pub fn load(bundle: &Path, host: Host) -> Result<(Plan, Vec<u8>)> {
     let bundle =
         std::path::absolute(bundle).map_err(|e| Error::io("resolve bundle path", bundle, e))?;
     let config_path = bundle.join("config.json");
@@ -224,8 +225,13 @@ pub fn load(bundle: &Path, host: Host) -> Result<Plan> {
         }
         _ => Error::io("read", &config_path, e),
     })?;
-    let spec: Spec = serde_json::from_slice(&text).map_err(|e| Error::Config(e.to_string()))?;
-    plan(&spec, &bundle, host)
+    let spec = parse(&text)?;
+    Ok((plan(&spec, &bundle, host)?, text))
+}
+
+/// Parse the text of a `config.json`.
+pub fn parse(text: &[u8]) -> Result<Spec> {
+    serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()))
 }
 
 /// Validate `spec` and build the plan.

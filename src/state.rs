@@ -374,6 +374,8 @@ pub struct Entry {
 
 /// Name of the record file.
 const STATE_FILE: &str = "state.json";
+/// Name of the copy of config.json.
+const CONFIG_FILE: &str = "config.json";
 /// Name of the control socket.
 pub const CTL_SOCKET: &str = "ctl";
 
@@ -439,10 +441,35 @@ impl Entry {
     /// Write the record: to a temporary file, then renamed over the old one,
     /// so a reader sees the old record or the new, never a part.
     pub fn save(&self, record: &Record) -> Result<()> {
-        let tmp = ".state.json.tmp";
+        self.write_atomically(STATE_FILE, record.to_json().to_string().as_bytes())
+    }
+
+    /// Keep a copy of the container's `config.json`: later operations
+    /// (`exec`) work from what `create` saw, whatever the bundle holds now.
+    pub fn save_config(&self, text: &[u8]) -> Result<()> {
+        self.write_atomically(CONFIG_FILE, text)
+    }
+
+    /// The copy of `config.json` kept at create.
+    pub fn load_config(&self) -> Result<Vec<u8>> {
         let fd = nix::fcntl::openat(
             &self.dir,
-            tmp,
+            CONFIG_FILE,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::sys("read", self.path.join(CONFIG_FILE), e))?;
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut text)
+            .map_err(|e| Error::io("read", self.path.join(CONFIG_FILE), e))?;
+        Ok(text)
+    }
+
+    fn write_atomically(&self, name: &str, text: &[u8]) -> Result<()> {
+        let tmp = format!(".{name}.tmp");
+        let fd = nix::fcntl::openat(
+            &self.dir,
+            tmp.as_str(),
             OFlag::O_WRONLY
                 | OFlag::O_CREAT
                 | OFlag::O_TRUNC
@@ -450,14 +477,12 @@ impl Entry {
                 | OFlag::O_NOFOLLOW,
             Mode::from_bits_truncate(0o600),
         )
-        .map_err(|e| Error::sys("write state", self.path.join(tmp), e))?;
-        let mut file = std::fs::File::from(fd);
-        let text = record.to_json().to_string();
-        file.write_all(text.as_bytes())
-            .map_err(|e| Error::io("write state", self.path.join(tmp), e))?;
-        nix::fcntl::renameat(&self.dir, tmp, &self.dir, STATE_FILE)
-            .map_err(|e| Error::sys("write state", self.path.join(STATE_FILE), e))?;
-        Ok(())
+        .map_err(|e| Error::sys("write", self.path.join(&tmp), e))?;
+        std::fs::File::from(fd)
+            .write_all(text)
+            .map_err(|e| Error::io("write", self.path.join(&tmp), e))?;
+        nix::fcntl::renameat(&self.dir, tmp.as_str(), &self.dir, name)
+            .map_err(|e| Error::sys("write", self.path.join(name), e))
     }
 
     /// Read the record.
@@ -527,36 +552,75 @@ impl Entry {
     /// Remove the entry and everything in it. Best effort: what cannot be
     /// removed is left for `delete --force`.
     pub fn remove(self) {
-        for name in [STATE_FILE, ".state.json.tmp", CTL_SOCKET] {
+        for name in [
+            STATE_FILE,
+            ".state.json.tmp",
+            CTL_SOCKET,
+            CONFIG_FILE,
+            ".config.json.tmp",
+        ] {
             let _ = nix::unistd::unlinkat(&self.dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
         let _ = std::fs::remove_dir(&self.path);
     }
 }
 
-/// Write the pid to `path` (the caller's `--pid-file`): to a temporary file
-/// beside it, then renamed, so a reader never sees an empty file.
-pub fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    let path = std::path::absolute(path).map_err(|e| Error::io("write pid file", path, e))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Usage(format!("--pid-file `{}` names no file", path.display())))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".hutch-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(pid.as_raw().to_string().as_bytes())?;
-        std::fs::rename(&tmp, &path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("write pid file", &path, e)
-    })
+/// The caller's `--pid-file`, with its directory opened when the command
+/// starts (a joining `exec` no longer sees the host's paths when it writes).
+pub struct PidFile {
+    dir: OwnedFd,
+    name: std::ffi::OsString,
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// Open the directory `path` will be written in.
+    pub fn prepare(path: &Path) -> Result<PidFile> {
+        let path = std::path::absolute(path).map_err(|e| Error::io("write pid file", path, e))?;
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::Usage(format!("--pid-file `{}` names no file", path.display())))?
+            .to_os_string();
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let dir = nix::fcntl::open(
+            parent,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::sys("open the pid file's directory", parent, e))?;
+        Ok(PidFile { dir, name, path })
+    }
+
+    /// Write `pid`: to a temporary file beside it, then renamed, so a reader
+    /// never sees an empty file.
+    pub fn write(&self, pid: Pid) -> Result<()> {
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(&self.name);
+        tmp.push(format!(".hutch-{}", std::process::id()));
+        let fail = |e: Errno| Error::sys("write pid file", &self.path, e);
+        let fd = nix::fcntl::openat(
+            &self.dir,
+            tmp.as_os_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map_err(fail)?;
+        let written = std::fs::File::from(fd).write_all(pid.as_raw().to_string().as_bytes());
+        let renamed = written
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+            .and_then(|()| {
+                nix::fcntl::renameat(&self.dir, tmp.as_os_str(), &self.dir, self.name.as_os_str())
+            });
+        if let Err(e) = renamed {
+            let _ = nix::unistd::unlinkat(
+                &self.dir,
+                tmp.as_os_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+            return Err(fail(e));
+        }
+        Ok(())
+    }
 }
 
 /// Seconds since the epoch, now.

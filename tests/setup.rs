@@ -393,7 +393,8 @@ fn unsafe_free_dup_to_3(cmd: &mut std::process::Command, file: std::fs::File) {
 
 #[test]
 fn bad_configs_fail_with_one_line_and_leave_nothing() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "unsupported ociVersion `2.0.0`",
             Box::new(|c| c["ociVersion"] = json!("2.0.0")),
