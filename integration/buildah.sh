@@ -7,9 +7,10 @@
 # and as tsingle (none). RUNTIME is hutch, but any OCI runtime will do: run
 # it with /usr/bin/crun or /usr/sbin/runc to check the expectations
 # themselves (all pass with crun; runc's error for an unmapped USER does
-# not name the id, which one check asks of hutch). Everything lives in a private buildah storage under a mktemp
-# directory that is removed at the end. No registry is needed: the base
-# image is made from busybox-static.
+# not name the id, which one check asks of hutch). Everything lives in a
+# private buildah storage under a mktemp directory that is removed at the
+# end. No registry is needed: the base image is made from busybox-static.
+# KEEP=1 keeps that directory, with every build's output in out/.
 #
 # The last line is "N passed, M failed"; the exit status is non-zero when
 # anything failed.
@@ -50,6 +51,9 @@ cleanup() {
 }
 # KEEP=1 keeps the directory (outputs in out/) for a look after a failure.
 if [ "${KEEP:-}" = 1 ]; then trap 'echo "# kept $W"' EXIT; else trap cleanup EXIT; fi
+# A run that is interrupted or killed by a timeout cleans up too.
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 passed=0
 failed=0

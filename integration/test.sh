@@ -47,6 +47,10 @@ for who in tuser tsingle; do
     (cd "$ci" && as "$who" "$bud_test" "$ci/hutch") || failed=1
 done
 
+# Slurm: a one-node cluster, srun/sbatch --container as tuser (run as root).
+log "Slurm integration"
+integration/slurm.sh "$ci/hutch" || failed=1
+
 # Nothing may be left behind: no container process, no state.
 if pgrep -f "$ci/hutch" >/dev/null; then
     log "processes left behind:"; pgrep -af "$ci/hutch" >&2; failed=1

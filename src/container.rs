@@ -12,6 +12,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::hooks;
 use crate::init::{self, InitArgs};
 use crate::ns::{self, idmap};
@@ -35,6 +36,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// The program dies with this hutch (`run` without `--detach`).
+    pub die_with_parent: bool,
 }
 
 /// A container whose process exists and waits for `start`.
@@ -59,6 +62,7 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
         }
     }
     let (plan, config_text) = spec::load(&opts.bundle, g.host)?;
+    crate::exe::protect(&plan, g.host)?;
     let pid_file = opts
         .pid_file
         .as_deref()
@@ -71,6 +75,7 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
     }
     let root = StateRoot::open(&g.root)?;
     let entry = root.reserve(id)?;
+    fault::point("create:reserved");
     match entry
         .save_config(&config_text)
         .and_then(|()| spawn_in(g, id, opts, &plan, &entry, pid_file.as_ref()))
@@ -136,12 +141,14 @@ fn spawn_in(
                     no_pivot: opts.no_pivot,
                     in_userns,
                     setgroups_allowed,
+                    die_with_parent: opts.die_with_parent,
                 },
             )
         }
         Forked::Parent(pid) => pid,
     };
     drop((child_sock, listener, entry_dir, console));
+    fault::point("create:cloned");
 
     let finish = || -> Result<Record> {
         if let UserNs::New {
@@ -164,6 +171,7 @@ fn spawn_in(
             }
             Err(e) => return Err(Error::call("wait for the container process", e)),
         }
+        fault::point("create:ready");
         let start_time = state::proc_stat(pid)
             .ok_or_else(|| Error::Container("the container process exited during create".into()))?
             .start_time;
@@ -184,9 +192,12 @@ fn spawn_in(
         hooks::run_all("prestart", &plan.hooks.prestart, &creating)?;
         hooks::run_all("createRuntime", &plan.hooks.create_runtime, &creating)?;
         entry.save(&record)?;
+        fault::point("create:saved");
         if let Some(f) = pid_file {
             f.write(pid)?;
         }
+        sync::send(parent_sock.as_fd(), &Msg::Recorded)
+            .map_err(|e| Error::call("signal the container process", e))?;
         Ok(record)
     };
     finish().inspect_err(|_| {
@@ -227,6 +238,7 @@ fn open_console(socket: &Path, id: &str) -> Result<OwnedFd> {
 pub fn start(g: &Globals, id: &str) -> Result<()> {
     let root = StateRoot::open(&g.root)?;
     let entry = root.entry(id)?;
+    entry.assume_owner()?;
     let (record, status) = entry.status()?;
     if !status.can_start() {
         return Err(Error::WrongState {
@@ -290,7 +302,9 @@ fn release(entry: &Entry, record: &Record) -> Result<()> {
         Err(Errno::ENOENT | Errno::ECONNREFUSED) => return Err(not_created()),
         Err(e) => return Err(Error::sys("connect to", entry.path.join(CTL_SOCKET), e)),
     };
+    fault::point("start:connected");
     sync::send(conn.as_fd(), &Msg::Go).map_err(|_| not_created())?;
+    fault::point("start:released");
     match sync::recv(conn.as_fd()) {
         Ok(Some(Msg::Accepted)) => {}
         _ => return Err(not_created()),
@@ -318,6 +332,7 @@ pub fn state(g: &Globals, id: &str) -> Result<serde_json::Value> {
 pub fn kill(g: &Globals, id: &str, signal: Signal, all: bool) -> Result<()> {
     let root = StateRoot::open(&g.root)?;
     let entry = root.entry(id)?;
+    entry.assume_owner()?;
     let (record, status) = entry.status()?;
     if !status.can_kill() {
         return Err(Error::WrongState {
@@ -421,6 +436,7 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
         Err(Error::NotFound { .. }) if force => return Ok(()),
         Err(e) => return Err(e),
     };
+    entry.assume_owner()?;
     if entry.is_creating() && !force {
         return Err(Error::WrongState {
             id: id.to_string(),
@@ -451,6 +467,7 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     if status != Status::Stopped {
         stop(&record)?;
     }
+    fault::point("delete:stopped");
     entry.lock_wait()?;
     entry.remove();
     poststop(&record);

@@ -63,6 +63,7 @@ const NAMESPACES: [(&str, CloneFlags); 7] = [
 pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
     let root = StateRoot::open(&g.root)?;
     let entry = root.entry(id)?;
+    entry.assume_owner()?;
     let (record, status) = entry.status()?;
     if status != Status::Running && status != Status::Created {
         return Err(Error::WrongState {
@@ -72,6 +73,7 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
         });
     }
     let plan = exec_plan(&entry.load_config()?, &record.bundle, opts, g)?;
+    crate::exe::protect(&plan, g.host)?;
     if plan.process.terminal && opts.console_socket.is_none() {
         return Err(Error::Usage("--tty needs --console-socket".into()));
     }

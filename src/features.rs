@@ -38,7 +38,6 @@ pub fn gate(key: &str) -> Result<()> {
     }
 }
 
-
 /// Mount options hutch interprets itself (anything else is handed to the
 /// filesystem as data).
 pub const MOUNT_OPTIONS: &[&str] = &[

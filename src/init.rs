@@ -50,6 +50,9 @@ pub struct InitArgs {
     pub in_userns: bool,
     /// True when `setgroups` may be called in the container's user namespace.
     pub setgroups_allowed: bool,
+    /// `run` without `--detach`: the program dies with the hutch that waits
+    /// for it (a job scheduler that SIGKILLs it must not leave it behind).
+    pub die_with_parent: bool,
 }
 
 /// Run the container process. Never returns: it execs the program or exits.
@@ -60,12 +63,23 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
         entry_dir,
         ..
     } = &args;
+    // A session of its own from the start: callers (Slurm) kill the process
+    // group of `create` once it returns, and that must not reach the
+    // container; nor may the program push input into the caller's terminal.
+    if nix::unistd::setsid().is_err() {
+        sys::exit_now(1);
+    }
     // create-time part: failures go back to `create`.
     if let Err(e) = wait_for_maps(sync.as_fd()) {
         let _ = sync::send(sync.as_fd(), &Msg::Error(e.to_string()));
         sys::exit_now(1);
     }
     if sync::send(sync.as_fd(), &Msg::Ready).is_err() {
+        sys::exit_now(1);
+    }
+    // A create that dies before recording the container must not leave
+    // this process waiting for a start that cannot come.
+    if !matches!(sync::recv(sync.as_fd()), Ok(Some(Msg::Recorded))) {
         sys::exit_now(1);
     }
 
@@ -191,9 +205,7 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
             .map_err(|e| Error::io("write sysctl", &path, e))?;
     }
 
-    // The process: a session of its own (so it cannot push input into the
-    // caller's terminal), its terminal, limits, identity, directory.
-    nix::unistd::setsid().map_err(|e| Error::call("start a new session", e))?;
+    // The process: its terminal, limits, identity, directory.
     if let Some(console) = &args.console {
         process::attach_terminal(console, plan.process.console_size)?;
     }
@@ -223,6 +235,11 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
         seccomp::load(filter)?;
     }
     process::become_user(p, args.setgroups_allowed)?;
+    // Changing credentials clears the parent-death signal: set it after.
+    if args.die_with_parent {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .map_err(|e| Error::call("set the parent-death signal", e))?;
+    }
     if cwd_early.is_err() {
         process::enter_cwd(&p.cwd)?;
     }

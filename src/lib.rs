@@ -30,7 +30,9 @@
 pub mod cli;
 pub mod container;
 pub mod error;
+pub mod exe;
 pub mod exec;
+pub mod fault;
 pub mod feature_table;
 pub mod features;
 pub mod hooks;

@@ -54,7 +54,8 @@ fn run(cli: Cli) -> Result<u8> {
             detach,
             keep,
         } => {
-            let (id, opts) = create_options(create);
+            let (id, mut opts) = create_options(create);
+            opts.die_with_parent = !detach;
             let code = container::run(&g, &id, &opts, detach, keep)?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
@@ -163,6 +164,7 @@ fn create_options(a: CreateArgs) -> (String, CreateOptions) {
         console_socket: a.console_socket,
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds,
+        die_with_parent: false,
     };
     (a.id, opts)
 }

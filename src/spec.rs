@@ -243,7 +243,10 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         .as_ref()
         .ok_or_else(|| Error::Config("root is missing".into()))?;
     gate("root.path")?;
+    // The real path: mounts are checked against where the kernel says the
+    // root is, and HPC home and scratch paths are often symlinks.
     let rootfs = bundle.join(root.path());
+    let rootfs = std::fs::canonicalize(&rootfs).unwrap_or(rootfs);
     match std::fs::metadata(&rootfs) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {

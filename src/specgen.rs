@@ -60,7 +60,7 @@ pub fn default_config(rootless: bool, args: &[String], uid: u32, gid: u32) -> Va
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
     }
     json!({
-        "ociVersion": "1.3.0",
+        "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
             "user": {"uid": 0, "gid": 0},

@@ -156,8 +156,14 @@ impl Record {
 pub struct ProcStat {
     /// The state letter (`R`, `S`, `Z`, …).
     pub state: u8,
+    /// The kernel's `PF_*` flags.
+    pub flags: u64,
     pub start_time: u64,
 }
+
+/// `PF_EXITING`: the process is on its way out (its memory may already be
+/// gone) but is not a zombie yet.
+const PF_EXITING: u64 = 0x4;
 
 /// Read `/proc/PID/stat`; `None` when there is no such process.
 pub fn proc_stat(pid: Pid) -> Option<ProcStat> {
@@ -168,15 +174,24 @@ pub fn proc_stat(pid: Pid) -> Option<ProcStat> {
     let rest = std::str::from_utf8(&text[end + 1..]).ok()?;
     let mut fields = rest.split_ascii_whitespace();
     let state = fields.next()?.bytes().next()?;
-    let start_time = fields.nth(18)?.parse().ok()?;
-    Some(ProcStat { state, start_time })
+    let flags = fields.nth(5)?.parse().ok()?;
+    let start_time = fields.nth(12)?.parse().ok()?;
+    Some(ProcStat {
+        state,
+        flags,
+        start_time,
+    })
 }
 
 /// True if `pid` is the live process `record` describes (not gone, not a
 /// zombie, not a reused pid).
 pub fn is_alive(record: &Record) -> bool {
     match proc_stat(record.pid) {
-        Some(s) => s.start_time == record.start_time && !matches!(s.state, b'Z' | b'X' | b'x'),
+        Some(s) => {
+            s.start_time == record.start_time
+                && !matches!(s.state, b'Z' | b'X' | b'x')
+                && s.flags & PF_EXITING == 0
+        }
         None => false,
     }
 }
@@ -409,6 +424,32 @@ impl Entry {
             .map_err(|(_, e)| Error::sys("lock state entry", &self.path, e))?;
         self.lock = Some(lock);
         Ok(())
+    }
+
+    /// When root acts on an entry another user made (a shared state
+    /// directory such as Slurm's, where root cleans up users' containers),
+    /// act as that user from here on: whoever can write an entry can forge
+    /// its pid, and that pid must not make root signal a process the user
+    /// could not.
+    pub fn assume_owner(&self) -> Result<()> {
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(());
+        }
+        let st = nix::sys::stat::fstat(&self.dir)
+            .map_err(|e| Error::sys("stat state entry", &self.path, e))?;
+        if st.st_uid == 0 {
+            return Ok(());
+        }
+        let (uid, gid) = (
+            nix::unistd::Uid::from_raw(st.st_uid),
+            nix::unistd::Gid::from_raw(st.st_gid),
+        );
+        nix::unistd::setgroups(&[])
+            .map_err(|e| Error::call("drop groups to act as the entry's owner", e))?;
+        nix::unistd::setresgid(gid, gid, gid)
+            .map_err(|e| Error::call(format!("act as the entry's group {gid}"), e))?;
+        nix::unistd::setresuid(uid, uid, uid)
+            .map_err(|e| Error::call(format!("act as the entry's owner {uid}"), e))
     }
 
     /// Take the entry's lock, waiting for a holder to finish.

@@ -16,8 +16,11 @@ use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType, UnixAd
 pub enum Msg {
     /// create → container: the id maps are written; go on.
     MapsWritten,
-    /// container → create: create-time setup is done; waiting for start.
+    /// container → create: create-time setup is done.
     Ready,
+    /// create → container: the state is recorded; wait for start (until
+    /// then, losing `create` means the container process exits).
+    Recorded,
     /// start → container: run the start path.
     Go,
     /// container → start: this connection is the one that starts it.
@@ -31,6 +34,7 @@ impl Msg {
         match self {
             Msg::MapsWritten => vec![b'M'],
             Msg::Ready => vec![b'R'],
+            Msg::Recorded => vec![b'C'],
             Msg::Go => vec![b'G'],
             Msg::Accepted => vec![b'A'],
             Msg::Error(text) => {
@@ -46,6 +50,7 @@ impl Msg {
         Some(match tag {
             b'M' => Msg::MapsWritten,
             b'R' => Msg::Ready,
+            b'C' => Msg::Recorded,
             b'G' => Msg::Go,
             b'A' => Msg::Accepted,
             b'E' => Msg::Error(String::from_utf8_lossy(rest).into_owned()),

@@ -279,3 +279,35 @@ pub fn fd_is_open(fd: RawFd) -> bool {
 pub fn raw(fd: &impl AsFd) -> RawFd {
     fd.as_fd().as_raw_fd()
 }
+
+/// Re-execute this program from a sealed in-memory copy of itself:
+/// `memfd_create`, copy `/proc/self/exe` in, seal it against every
+/// change, `fexecve`. From then on `/proc/self/exe` names the copy, so a
+/// container that reaches it (CVE-2019-5736) cannot rewrite the binary on
+/// disk. Returns only on failure.
+pub fn reexec_sealed(
+    args: &[std::ffi::CString],
+    env: &[std::ffi::CString],
+) -> nix::Result<std::convert::Infallible> {
+    // SAFETY: the name is a valid C string; the flags are plain integers.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"hutch".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    let fd = Errno::result(fd)?;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut src = std::fs::File::open("/proc/self/exe").map_err(io_errno)?;
+    let mut dst = std::fs::File::from(memfd);
+    std::io::copy(&mut src, &mut dst).map_err(io_errno)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_ADD_SEALS takes an integer argument.
+    Errno::result(unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    nix::unistd::fexecve(dst.as_fd(), args, env)
+}
+
+fn io_errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}

@@ -140,11 +140,15 @@ fn kill_delivers_signals_by_name_and_number() {
         let b = Bundle::new(&[
             "/bin/sh",
             "-c",
-            "trap 'exit 143' TERM; trap 'exit 138' USR1; while :; do sleep 0.05; done",
+            "trap 'exit 143' TERM; trap 'exit 138' USR1; touch /tmp/ready; while :; do sleep 0.05; done",
         ]);
         assert_ok(&b.create());
         assert_ok(&b.hutch(&["start", &b.id]));
-        assert_eq!(wait_for_status(&b, "running"), "running");
+        // Signal only once the traps are in place.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !b.rootfs().join("tmp/ready").exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let mut args = vec!["kill", b.id.as_str()];
         if !sig.is_empty() {
             args.push(sig);
@@ -264,6 +268,22 @@ fn start_reports_a_missing_program_and_stops_the_container() {
     assert_eq!(wait_exit(b.pid()), 127);
     assert_eq!(b.status(), "stopped");
     assert_ok(&b.hutch(&["delete", &b.id]));
+}
+
+#[test]
+fn delete_right_after_a_failed_start_succeeds() {
+    // buildah runs `delete` as soon as `start` fails: the container process
+    // must be gone by then (it was sometimes still exiting, 1 run in 20-50).
+    become_subreaper();
+    for _ in 0..50 {
+        let b = Bundle::new(&["/no/such/program"]);
+        assert_ok(&b.create());
+        let pid = b.pid();
+        let out = b.hutch(&["start", &b.id]);
+        assert!(!out.status.success());
+        assert_ok(&b.hutch(&["delete", &b.id]));
+        assert_eq!(wait_exit(pid), 127);
+    }
 }
 
 #[test]

@@ -74,6 +74,7 @@ impl Root {
     /// Open `inside` as an `O_PATH` fd, creating it (and its parents) when
     /// missing, and check that it is inside the root.
     pub fn ensure(&self, inside: &Path, kind: Kind) -> Result<OwnedFd> {
+        self.refuse_special_links(inside)?;
         let fd = match self.open_in(inside, OFlag::O_PATH) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => self.create(inside, kind)?,
@@ -143,6 +144,33 @@ impl Root {
                 .map_err(|e| Error::sys("resolve mount destination", self.display(&sofar), e))?;
         }
         Ok(parent)
+    }
+
+    /// hutch writes into the container's `/dev`, `/proc` and `/sys` (devices,
+    /// masks, sysctls) trusting them to be what it mounted there; an image
+    /// whose `/dev`, `/proc` or `/sys` is a symlink could redirect those
+    /// writes, so such an image is refused outright.
+    fn refuse_special_links(&self, inside: &Path) -> Result<()> {
+        let Some(first) = inside.iter().find(|c| *c != OsStr::new("/")) else {
+            return Ok(());
+        };
+        if ![OsStr::new("dev"), OsStr::new("proc"), OsStr::new("sys")].contains(&first) {
+            return Ok(());
+        }
+        match nix::sys::stat::fstatat(&self.fd, first, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st)
+                if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode)
+                    & nix::sys::stat::SFlag::S_IFMT
+                    == nix::sys::stat::SFlag::S_IFLNK =>
+            {
+                Err(Error::sys(
+                    "refuse a root whose top-level entry is a symlink",
+                    self.display(Path::new(first)),
+                    Errno::ELOOP,
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Check that the object `fd` names is (still) under the root.

@@ -1,0 +1,306 @@
+//! Faults and load: hutch SIGKILLed at each point of create, start and
+//! delete (it stops itself there with HUTCH_TEST_PAUSE), operations racing
+//! the container's exit, and many lifecycles at once. Afterwards `state`
+//! must tell the truth and nothing may be left: no process, no entry.
+
+mod common;
+
+use common::*;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Pids of live processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == std::process::id() as i32 {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(needle) && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn proc_state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Run `hutch ARGS` with the pause point set, wait until it stops there,
+/// and SIGKILL it.
+fn kill_at(b: &Bundle, point: &str, args: &[&str]) {
+    let mut child = b
+        .cmd(args)
+        .env("HUTCH_TEST_PAUSE", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proc_state(child.id()) != Some('T') {
+        assert!(Instant::now() < deadline, "hutch never reached {point}");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("hutch exited ({status}) before reaching {point}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Wait until no process mentions the container's id.
+fn no_process_left(b: &Bundle) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = processes_mentioning(&b.id);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "processes left: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn cleaned_up(b: &Bundle) {
+    assert_ok(&b.hutch(&["delete", "--force", &b.id]));
+    assert!(
+        b.state_entries().is_empty(),
+        "left: {:?}",
+        b.state_entries()
+    );
+    no_process_left(b);
+}
+
+fn create_args(b: &Bundle) -> Vec<String> {
+    let dir = b.dir.to_str().unwrap().to_string();
+    vec![
+        "create".into(),
+        "--bundle".into(),
+        dir.clone(),
+        "--pid-file".into(),
+        format!("{dir}/pid"),
+        b.id.clone(),
+    ]
+}
+
+#[test]
+fn create_killed_before_it_records_leaves_no_container() {
+    become_subreaper();
+    for point in ["create:reserved", "create:cloned", "create:ready"] {
+        let b = Bundle::new(&["/bin/sleep", "1000"]);
+        let args = create_args(&b);
+        kill_at(
+            &b,
+            point,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        // Nothing was recorded: the container does not exist, and its
+        // process (if it was made) goes away by itself.
+        assert!(b.state().is_none(), "{point}: {:?}", b.state());
+        no_process_left(&b);
+        cleaned_up(&b);
+        // The id is free again.
+        assert_ok(&b.create());
+        assert_ok(&b.hutch(&["delete", "--force", &b.id]));
+        assert_eq!(wait_exit(b.pid()), 137);
+    }
+}
+
+#[test]
+fn create_killed_after_it_records_leaves_a_stopped_container() {
+    become_subreaper();
+    let b = Bundle::new(&["/bin/sleep", "1000"]);
+    let args = create_args(&b);
+    kill_at(
+        &b,
+        "create:saved",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    no_process_left(&b);
+    assert_eq!(b.status(), "stopped");
+    assert_one_line_error(&b.hutch(&["start", &b.id]), "stopped");
+    cleaned_up(&b);
+}
+
+#[test]
+fn start_killed_before_it_releases_leaves_a_created_container() {
+    become_subreaper();
+    let b = Bundle::new(&["/bin/sh", "-c", "exit 4"]);
+    assert_ok(&b.create());
+    kill_at(&b, "start:connected", &["start", &b.id]);
+    assert_eq!(b.status(), "created");
+    // The container is still startable.
+    assert_ok(&b.hutch(&["start", &b.id]));
+    assert_eq!(wait_exit(b.pid()), 4);
+    cleaned_up(&b);
+}
+
+#[test]
+fn start_killed_after_it_releases_leaves_a_running_container() {
+    become_subreaper();
+    let b = Bundle::new(&["/bin/sleep", "1000"]);
+    assert_ok(&b.create());
+    kill_at(&b, "start:released", &["start", &b.id]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.status() != "running" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(b.status(), "running");
+    let pid = b.pid();
+    cleaned_up(&b);
+    assert_eq!(wait_exit(pid), 137);
+}
+
+#[test]
+fn delete_killed_half_way_leaves_a_stopped_container_to_delete_again() {
+    become_subreaper();
+    let b = Bundle::new(&["/bin/sleep", "1000"]);
+    assert_ok(&b.create());
+    assert_ok(&b.hutch(&["start", &b.id]));
+    let pid = b.pid();
+    kill_at(&b, "delete:stopped", &["delete", "--force", &b.id]);
+    assert_eq!(wait_exit(pid), 137);
+    assert_eq!(b.status(), "stopped");
+    cleaned_up(&b);
+}
+
+#[test]
+fn state_kill_and_delete_racing_the_exit_give_true_answers() {
+    become_subreaper();
+    for _ in 0..10 {
+        let b = Bundle::new(&["/bin/true"]);
+        assert_ok(&b.create());
+        assert_ok(&b.hutch(&["start", &b.id]));
+        // The program exits at any moment now; every answer must be one
+        // of the true ones.
+        let kill = b.hutch(&["kill", &b.id, "KILL"]);
+        assert!(
+            kill.status.success() || text(&kill.stderr).contains("stopped"),
+            "{}",
+            text(&kill.stderr)
+        );
+        let s = b.status();
+        assert!(s == "running" || s == "stopped", "{s}");
+        let code = wait_exit(b.pid());
+        assert!(code == 0 || code == 137, "{code}");
+        assert_eq!(b.status(), "stopped");
+        assert_ok(&b.hutch(&["delete", &b.id]));
+    }
+}
+
+/// `HUTCH_LOAD_TOTAL` lifecycles, `HUTCH_LOAD_PARALLEL` at a time (100
+/// and 20 by default; the 500 and 50 is
+/// `HUTCH_LOAD_TOTAL=500 HUTCH_LOAD_PARALLEL=50 cargo test --test faults many`).
+#[test]
+fn many_lifecycles_at_once_all_succeed_and_leave_nothing() {
+    let total: usize = std::env::var("HUTCH_LOAD_TOTAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let parallel: usize = std::env::var("HUTCH_LOAD_PARALLEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let b = Bundle::new(&["/bin/sh", "-c", "echo hi"]);
+    let dir = b.dir.to_str().unwrap().to_string();
+    let mut running: Vec<(String, std::process::Child)> = Vec::new();
+    let mut failures = Vec::new();
+    let mut next = 0;
+    while next < total || !running.is_empty() {
+        while running.len() < parallel && next < total {
+            let id = format!("{}-load-{next}", b.id);
+            let child = b
+                .cmd(&["run", "--bundle", &dir, &id])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            running.push((id, child));
+            next += 1;
+        }
+        let (id, child) = running.remove(0);
+        let out = child.wait_with_output().unwrap();
+        if !out.status.success() || text(&out.stdout) != "hi\n" {
+            failures.push(format!("{id}: {:?} {}", out.status, text(&out.stderr)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {total} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        b.state_entries().is_empty(),
+        "left: {:?}",
+        b.state_entries()
+    );
+    assert!(processes_mentioning(&format!("{}-load-", b.id)).is_empty());
+}
+
+#[test]
+fn a_created_container_survives_the_callers_process_group_being_killed() {
+    // Slurm kills create's process group once create returns.
+    use std::os::unix::process::CommandExt;
+    become_subreaper();
+    let b = Bundle::new(&["/bin/sh", "-c", "exit 5"]);
+    let args = create_args(&b);
+    let mut create = b.cmd(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let status = create
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(b.pid()))).unwrap();
+    assert_eq!(
+        pgid.as_raw(),
+        b.pid(),
+        "the container process leads its own session"
+    );
+    assert_eq!(b.status(), "created");
+    assert_ok(&b.hutch(&["start", &b.id]));
+    assert_eq!(wait_exit(b.pid()), 5);
+    cleaned_up(&b);
+}
+
+#[test]
+fn a_container_dies_with_a_sigkilled_run() {
+    let b = Bundle::new(&["/bin/sleep", "1000"]);
+    let dir = b.dir.to_str().unwrap().to_string();
+    let mut run = b
+        .cmd(&["run", "--bundle", &dir, &b.id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Some(s) = b.state().filter(|s| s["status"] == "running") {
+            break s["pid"].as_i64().unwrap() as i32;
+        }
+        assert!(Instant::now() < deadline, "never running");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!alive(pid), "the container outlived its run");
+    assert_eq!(b.status(), "stopped");
+    cleaned_up(&b);
+}
