@@ -8,13 +8,12 @@ cd "$(dirname "$0")/.."
 . integration/lib.sh
 
 if [ "$(id -u)" = 0 ]; then
-    ensure_packages busybox-static uidmap ca-certificates gcc libc6-dev
+    ensure_packages busybox-static uidmap ca-certificates gcc libc6-dev libseccomp-dev
     ensure_rust
     ensure_users
 fi
-log "building hutch (release)"
-cargo build --release --locked --quiet
-hutch="$(pwd)/target/release/hutch"
+log "building hutch (release, static)"
+hutch=$(integration/build-release.sh)
 
 demo=$(mktemp -d /tmp/hutch-demo.XXXXXX)
 trap 'rm -rf "$demo"' EXIT

@@ -123,6 +123,13 @@ fn spawn_in(
         UserNs::Inherit | UserNs::Join(_) => setgroups_allowed_here(),
     };
 
+    // Compiled before the clone (through the cache in the state directory,
+    // which the container process cannot see once it has pivoted).
+    let compiled = plan
+        .seccomp
+        .as_ref()
+        .map(|p| crate::seccomp::compile(p, &g.root))
+        .transpose()?;
     let pid = match sys::clone_process(ns::clone_flags(plan))
         .map_err(|e| Error::call("clone the container process", e))?
     {
@@ -142,6 +149,7 @@ fn spawn_in(
                     in_userns,
                     setgroups_allowed,
                     die_with_parent: opts.die_with_parent,
+                    seccomp: compiled,
                 },
             )
         }
@@ -351,10 +359,12 @@ pub fn kill(g: &Globals, id: &str, signal: Signal, all: bool) -> Result<()> {
             })
         }
     };
-    if all {
-        signal_others(&record, signal);
-    }
-    match sys::pidfd_send_signal(pidfd.as_fd(), signal) {
+    let sent = if all {
+        signal_all(&record, pidfd.as_fd(), signal)
+    } else {
+        sys::pidfd_send_signal(pidfd.as_fd(), signal)
+    };
+    match sent {
         Ok(()) | Err(Errno::ESRCH) if all => Ok(()),
         Ok(()) => Ok(()),
         Err(Errno::ESRCH) => Err(Error::WrongState {
@@ -403,13 +413,23 @@ fn members(record: &Record) -> Vec<Pid> {
         .collect()
 }
 
-/// Signal every process of the container but its own process.
-fn signal_others(record: &Record, signal: Signal) {
-    for pid in members(record) {
+/// Signal the container's process, then every other process of the
+/// container. The others are found through the container process's
+/// namespaces, which go with it: they are listed before it is signalled.
+/// The result is that of signalling the container's process.
+fn signal_all(
+    record: &Record,
+    pidfd: std::os::fd::BorrowedFd<'_>,
+    signal: Signal,
+) -> std::result::Result<(), Errno> {
+    let others = members(record);
+    let sent = sys::pidfd_send_signal(pidfd, signal);
+    for pid in others {
         if let Ok(fd) = sys::pidfd_open(pid) {
             let _ = sys::pidfd_send_signal(fd.as_fd(), signal);
         }
     }
+    sent
 }
 
 /// `ps`: the pids (as hutch sees them) of the container's processes.
@@ -479,8 +499,7 @@ fn stop(record: &Record) -> Result<()> {
     let Some(pidfd) = open_verified(record) else {
         return Ok(());
     };
-    signal_others(record, Signal::SIGKILL);
-    match sys::pidfd_send_signal(pidfd.as_fd(), Signal::SIGKILL) {
+    match signal_all(record, pidfd.as_fd(), Signal::SIGKILL) {
         Ok(()) | Err(Errno::ESRCH) => {}
         Err(e) => return Err(Error::call(format!("kill container `{}`", record.id), e)),
     }

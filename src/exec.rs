@@ -91,6 +91,12 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
         .as_deref()
         .map(state::PidFile::prepare)
         .transpose()?;
+    // Compiled while the state directory (its cache) is still in reach.
+    let compiled = plan
+        .seccomp
+        .as_ref()
+        .map(|p| seccomp::compile(p, &g.root))
+        .transpose()?;
     let namespaces = open_namespaces(record.pid)?;
     if !state::is_alive(&record) {
         return Err(Error::WrongState {
@@ -122,7 +128,7 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
     {
         Forked::Child => {
             drop(parent_sock);
-            let err = match child(&plan, console, opts.preserve_fds, id) {
+            let err = match child(&plan, compiled, console, opts.preserve_fds, id) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -247,7 +253,13 @@ fn open_namespaces(pid: Pid) -> Result<Vec<(&'static str, CloneFlags, File)>> {
 
 /// The joining process, inside the container's namespaces (the mount
 /// namespace's root is the container's root).
-fn child(plan: &Plan, console: Option<OwnedFd>, preserve_fds: u32, id: &str) -> Result<Infallible> {
+fn child(
+    plan: &Plan,
+    compiled: Option<seccomp::Compiled>,
+    console: Option<OwnedFd>,
+    preserve_fds: u32,
+    id: &str,
+) -> Result<Infallible> {
     let p = &plan.process;
     nix::unistd::setsid().map_err(|e| Error::call("start a new session", e))?;
     if let Some(sock) = console {
@@ -281,7 +293,7 @@ fn child(plan: &Plan, console: Option<OwnedFd>, preserve_fds: u32, id: &str) -> 
         .unwrap_or(true);
     // As for the container's program: without no_new_privs the filter needs
     // CAP_SYS_ADMIN, so it goes before the capabilities are dropped.
-    if let (Some(filter), false) = (&plan.seccomp, p.no_new_privileges) {
+    if let (Some(filter), false) = (&compiled, p.no_new_privileges) {
         seccomp::load(filter)?;
     }
     process::become_user(p, setgroups_allowed)?;
@@ -291,7 +303,7 @@ fn child(plan: &Plan, console: Option<OwnedFd>, preserve_fds: u32, id: &str) -> 
     sys::reset_signals();
     sys::cloexec_from(3 + preserve_fds)
         .map_err(|e| Error::call("close inherited file descriptors", e))?;
-    if let (Some(filter), true) = (&plan.seccomp, p.no_new_privileges) {
+    if let (Some(filter), true) = (&compiled, p.no_new_privileges) {
         seccomp::load(filter)?;
     }
     process::exec(&p.args, &env)

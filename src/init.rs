@@ -50,6 +50,8 @@ pub struct InitArgs {
     pub in_userns: bool,
     /// True when `setgroups` may be called in the container's user namespace.
     pub setgroups_allowed: bool,
+    /// The seccomp filter, compiled at create.
+    pub seccomp: Option<seccomp::Compiled>,
     /// `run` without `--detach`: the program dies with the hutch that waits
     /// for it (a job scheduler that SIGKILLs it must not leave it behind).
     pub die_with_parent: bool,
@@ -231,7 +233,7 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     // become_user may drop: then it goes in now, and the filter must allow
     // the calls that follow (as runc does). With no_new_privs it waits for
     // the last moment, so it constrains as little of hutch as possible.
-    if let (Some(filter), false) = (&plan.seccomp, p.no_new_privileges) {
+    if let (Some(filter), false) = (&args.seccomp, p.no_new_privileges) {
         seccomp::load(filter)?;
     }
     process::become_user(p, args.setgroups_allowed)?;
@@ -250,7 +252,7 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     sys::cloexec_from(3 + args.preserve_fds)
         .map_err(|e| Error::call("close inherited file descriptors", e))?;
     debug_assert!(conn.as_raw_fd() >= 3);
-    if let (Some(filter), true) = (&plan.seccomp, p.no_new_privileges) {
+    if let (Some(filter), true) = (&args.seccomp, p.no_new_privileges) {
         seccomp::load(filter)?;
     }
     process::exec(&p.args, &env)

@@ -27,6 +27,8 @@
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
+use std::path::{Path, PathBuf};
+
 use nix::errno::Errno;
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
@@ -270,14 +272,101 @@ fn arch(a: Arch) -> ScmpArch {
     }
 }
 
-/// Build the filter and install it on the calling thread. libseccomp would
-/// set no_new_privs first; it is told not to: hutch sets it only when
-/// `process.noNewPrivileges` asks, and otherwise loads the filter while it
-/// still has CAP_SYS_ADMIN in its user namespace.
-pub fn load(p: &SeccompPlan) -> Result<()> {
+/// A filter compiled to the BPF program the kernel runs, with the
+/// `seccomp(2)` flags to install it with.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    program: Vec<u8>,
+    flags: u32,
+}
+
+/// Compile the plan, through a cache: libseccomp takes milliseconds to
+/// build buildah's profile for three architectures, and buildah sends the
+/// same profile on every RUN step. The cache is a directory of the
+/// caller's own (`DIR/.seccomp-UID`, mode 0700, checked to be theirs),
+/// keyed by a hash of the plan and of the hutch and libseccomp versions;
+/// a missing or unusable cache only costs the compile.
+pub fn compile(p: &SeccompPlan, cache_root: &Path) -> Result<Compiled> {
+    let flags = u32::from(p.tsync) | u32::from(p.log) << 1 | u32::from(p.spec_allow) << 2;
+    let key = cache_key(p);
+    let dir = cache_dir(cache_root);
+    let file = dir.as_ref().map(|d| d.join(format!("{key:016x}.bpf")));
+    if let Some(program) = file
+        .as_ref()
+        .and_then(|f| std::fs::read(f).ok())
+        .filter(|b| !b.is_empty() && b.len() % 8 == 0)
+    {
+        return Ok(Compiled { program, flags });
+    }
     let ctx = build(p)?;
-    ctx.load()
-        .map_err(|e| Error::call("load the seccomp filter", errno(&e)))
+    let program = export(&ctx)?;
+    if let (Some(dir), Some(file)) = (dir, file) {
+        let tmp = dir.join(format!(".{key:016x}.{}", std::process::id()));
+        if std::fs::write(&tmp, &program)
+            .and_then(|()| std::fs::rename(&tmp, &file))
+            .is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(Compiled { program, flags })
+}
+
+/// Install a compiled filter on the calling thread. It does not set
+/// no_new_privs: hutch sets that only when `process.noNewPrivileges` asks,
+/// and otherwise loads the filter while it still has CAP_SYS_ADMIN in its
+/// user namespace.
+pub fn load(c: &Compiled) -> Result<()> {
+    crate::sys::seccomp_set_filter(&c.program, c.flags)
+        .map_err(|e| Error::call("load the seccomp filter", e))
+}
+
+fn cache_key(p: &SeccompPlan) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    format!(
+        "{:?}",
+        libseccomp::ScmpVersion::current()
+            .ok()
+            .map(|v| (v.major, v.minor, v.micro))
+    )
+    .hash(&mut h);
+    format!("{p:?}").hash(&mut h);
+    h.finish()
+}
+
+/// The caller's cache directory under `root`, made when missing; `None`
+/// when it cannot be made or is not the caller's alone.
+fn cache_dir(root: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = nix::unistd::geteuid().as_raw();
+    let dir = root.join(format!(".seccomp-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let md = std::fs::symlink_metadata(&dir).ok()?;
+    (md.is_dir() && md.uid() == uid && md.mode() & 0o077 == 0).then_some(dir)
+}
+
+/// The BPF program of a filter context, through a memfd (libseccomp 2.5
+/// exports only to an fd).
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    let fail = |e: std::io::Error| {
+        Error::call(
+            "export the seccomp filter",
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+    };
+    let fd =
+        nix::sys::memfd::memfd_create(c"hutch-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| Error::call("export the seccomp filter", e))?;
+    ctx.export_bpf(&fd)
+        .map_err(|e| Error::call("export the seccomp filter", errno(&e)))?;
+    let mut f = std::fs::File::from(fd);
+    f.rewind().map_err(fail)?;
+    let mut program = Vec::new();
+    f.read_to_end(&mut program).map_err(fail)?;
+    Ok(program)
 }
 
 /// The filter context of a plan, not loaded.

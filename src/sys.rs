@@ -311,3 +311,36 @@ pub fn reexec_sealed(
 fn io_errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog)`: install a compiled
+/// BPF program (an array of 8-byte `sock_filter`s) on this thread.
+pub fn seccomp_set_filter(program: &[u8], flags: u32) -> nix::Result<()> {
+    if program.is_empty() || program.len() % 8 != 0 || program.len() / 8 > u16::MAX as usize {
+        return Err(Errno::EINVAL);
+    }
+    // The kernel wants the filters aligned as `sock_filter`s: copy them.
+    let filters: Vec<libc::sock_filter> = program
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let prog = libc::sock_fprog {
+        len: filters.len() as u16,
+        filter: filters.as_ptr() as *mut libc::sock_filter,
+    };
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    // SAFETY: `prog` points at `filters`, both alive across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
