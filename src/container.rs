@@ -167,6 +167,12 @@ fn spawn_in(
         {
             idmap::write_maps(pid, uid_map, gid_map, *writer)?;
         }
+        // From outside: the container process, once it has switched to its
+        // user namespace's root, may no longer own its /proc files.
+        if let Some(adj) = plan.process.oom_score_adj {
+            let path = PathBuf::from(format!("/proc/{}/oom_score_adj", pid.as_raw()));
+            std::fs::write(&path, adj.to_string()).map_err(|e| Error::io("write", &path, e))?;
+        }
         sync::send(parent_sock.as_fd(), &Msg::MapsWritten)
             .map_err(|e| Error::call("signal the container process", e))?;
         match sync::recv(parent_sock.as_fd()) {

@@ -161,6 +161,11 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     if let Some(console) = &args.console {
         dev::bind_console(&root, console.as_fd())?;
     }
+    // Sysctls go through the container's own procfs, before read-only
+    // paths cover /proc/sys.
+    for (key, value) in &plan.sysctl {
+        write_sysctl(&root, key, value)?;
+    }
     // Masks and read-only paths sit on top of the mounts they protect.
     mount::mask_paths(&root, &plan.masked_paths)?;
     mount::readonly_paths(&root, &plan.readonly_paths)?;
@@ -198,13 +203,8 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
             .map_err(|e| Error::call(format!("set hostname `{name}`"), e))?;
     }
     if let Some(name) = &plan.domainname {
-        set_domainname(name)?;
-    }
-    for (key, value) in &plan.sysctl {
-        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-        let mut f = process::open_procfs_file(&path)?;
-        std::io::Write::write_all(&mut f, value.as_bytes())
-            .map_err(|e| Error::io("write sysctl", &path, e))?;
+        sys::set_domainname(name)
+            .map_err(|e| Error::call(format!("set domainname `{name}`"), e))?;
     }
 
     // The process: its terminal, limits, identity, directory.
@@ -213,9 +213,6 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     }
     let p = &plan.process;
     process::set_rlimits(p)?;
-    if let Some(adj) = p.oom_score_adj {
-        process::set_oom_score_adj(adj)?;
-    }
     if let Some(persona) = plan.personality {
         sys::set_personality(persona).map_err(|e| Error::call("set personality", e))?;
     }
@@ -241,6 +238,11 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     if args.die_with_parent {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .map_err(|e| Error::call("set the parent-death signal", e))?;
+        // `run` may have died before the signal was armed: its end of the
+        // start connection tells (as pid 1 of a namespace, getppid cannot).
+        if sync::peer_gone(conn.as_fd()) {
+            sys::exit_now(1);
+        }
     }
     if cwd_early.is_err() {
         process::enter_cwd(&p.cwd)?;
@@ -258,13 +260,25 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     process::exec(&p.args, &env)
 }
 
-fn set_domainname(name: &str) -> Result<()> {
-    let path = Path::new("/proc/sys/kernel/domainname");
-    let mut f = process::open_procfs_file(path)?;
-    std::io::Write::write_all(&mut f, name.as_bytes()).map_err(|e| match e.raw_os_error() {
-        Some(n) => Error::sys("set domainname via", path, Errno::from_raw(n)),
-        None => Error::io("set domainname via", path, e),
-    })
+/// Write one sysctl through the container's `/proc/sys`, resolved inside
+/// the root and checked to be on a procfs.
+fn write_sysctl(root: &mount::resolve::Root, key: &str, value: &str) -> Result<()> {
+    let inside = Path::new("/proc/sys").join(key.replace('.', "/"));
+    let fd = root
+        .open_in(&inside, nix::fcntl::OFlag::O_WRONLY)
+        .map_err(|e| Error::sys("open sysctl", root.display(&inside), e))?;
+    let st = nix::sys::statfs::fstatfs(&fd)
+        .map_err(|e| Error::sys("statfs", root.display(&inside), e))?;
+    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err(Error::sys(
+            "write sysctl (not on procfs)",
+            root.display(&inside),
+            Errno::EXDEV,
+        ));
+    }
+    nix::unistd::write(&fd, value.as_bytes())
+        .map_err(|e| Error::sys("write sysctl", root.display(&inside), e))?;
+    Ok(())
 }
 
 /// The state the in-container hooks get: the pid as the container sees it.

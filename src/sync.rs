@@ -98,6 +98,18 @@ pub fn recv(fd: BorrowedFd<'_>) -> nix::Result<Option<Msg>> {
     }
 }
 
+/// True when the other end of the connection `fd` is closed.
+pub fn peer_gone(fd: BorrowedFd<'_>) -> bool {
+    // POLLHUP is reported whatever is asked for.
+    let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::empty())];
+    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP)),
+        Err(_) => false,
+    }
+}
+
 /// Make a listening seqpacket socket at `path` (a short path, see
 /// `Entry::short_path`).
 pub fn listen(path: &std::path::Path) -> nix::Result<OwnedFd> {

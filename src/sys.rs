@@ -344,3 +344,10 @@ pub fn seccomp_set_filter(program: &[u8], flags: u32) -> nix::Result<()> {
     };
     Errno::result(ret).map(drop)
 }
+
+/// `setdomainname(name, len)`.
+pub fn set_domainname(name: &str) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe `name`, alive across the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}

@@ -290,6 +290,8 @@ impl Bundle {
         match std::fs::read_dir(self.state_dir()) {
             Ok(d) => d
                 .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                // The seccomp cache outlives containers on purpose.
+                .filter(|n| !n.starts_with(".seccomp-"))
                 .collect(),
             Err(_) => Vec::new(),
         }

@@ -1,0 +1,160 @@
+//! One test per OCI feature not covered elsewhere, checked from inside the
+//! container: sysctl, oomScoreAdj, personality, domainname, devices,
+//! rlimits the caller cannot grant, ignored fields' warnings, and joining
+//! another container's namespaces by path.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn sh(script: &str) -> Bundle {
+    Bundle::new(&["/bin/sh", "-c", script])
+}
+
+#[test]
+fn sysctls_of_the_containers_own_namespaces_are_set() {
+    let mut b = sh("cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward");
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "network"}));
+        c["linux"]["sysctl"] = json!({"kernel.shmmax": "123456", "net.ipv4.ip_forward": "1"});
+    });
+    let out = b.run();
+    assert_ok(&out);
+    assert_eq!(text(&out.stdout), "123456\n1\n");
+}
+
+#[test]
+fn oom_score_adj_personality_and_domainname() {
+    let mut b = sh("cat /proc/self/oom_score_adj; uname -m; cat /proc/sys/kernel/domainname");
+    b.edit(|c| {
+        c["process"]["oomScoreAdj"] = json!(500);
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+        c["domainname"] = json!("hutch.test");
+    });
+    let out = b.run();
+    assert_ok(&out);
+    assert_eq!(text(&out.stdout), "500\ni686\nhutch.test\n");
+}
+
+#[test]
+fn configured_devices_are_provided() {
+    let mut b = sh("stat -c '%F %t:%T' /dev/full; head -c 3 /dev/full | wc -c");
+    b.edit(|c| {
+        c["linux"]["devices"] =
+            json!([{"path": "/dev/full", "type": "c", "major": 1, "minor": 7, "fileMode": 438}])
+    });
+    let out = b.run();
+    assert_ok(&out);
+    assert_eq!(text(&out.stdout), "character special file 1:7\n3\n");
+}
+
+#[test]
+fn an_rlimit_the_caller_cannot_grant_is_an_error() {
+    let mut b = sh("ulimit -Hn");
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap()
+        .1;
+    let want = hard.saturating_add(1000);
+    b.edit(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 64, "hard": want}])
+    });
+    let out = b.run();
+    if has_cap_sys_resource() {
+        // Raising a hard limit needs CAP_SYS_RESOURCE (root has it, except
+        // where root itself is confined, as in some sandboxes).
+        assert_ok(&out);
+        assert_eq!(text(&out.stdout).trim(), want.to_string());
+    } else {
+        assert_one_line_error(&out, "set rlimit RLIMIT_NOFILE");
+        assert!(b.state_entries().is_empty());
+    }
+}
+
+#[test]
+fn ignored_fields_are_accepted_with_a_warning() {
+    let mut b = sh("echo ran");
+    b.edit(|c| {
+        c["process"]["apparmorProfile"] = json!("some-profile");
+        c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
+        c["linux"]["cgroupsPath"] = json!("/hutch/test");
+        c["linux"]["resources"] = json!({"memory": {"limit": 1_000_000_000}});
+    });
+    let out = b.run();
+    assert_ok(&out);
+    assert_eq!(text(&out.stdout), "ran\n");
+    let err = text(&out.stderr);
+    for key in [
+        "process.apparmorProfile",
+        "process.selinuxLabel",
+        "linux.cgroupsPath",
+        "linux.resources",
+    ] {
+        assert!(
+            err.contains(&format!("warn: {key} is ignored")),
+            "no warning for {key}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_second_container_joins_the_first_ones_namespaces_by_path() {
+    become_subreaper();
+    let mut a = Bundle::new(&["/bin/sh", "-c", "touch /tmp/ready; exec sleep 1000"]);
+    a.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "network"}))
+    });
+    assert_ok(&a.create());
+    assert_ok(&a.hutch(&["start", &a.id]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !a.rootfs().join("tmp/ready").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let apid = a.pid();
+    let ns = |kind: &str| {
+        std::fs::read_link(format!("/proc/{apid}/ns/{kind}"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+
+    let mut b = sh("readlink /proc/self/ns/net; readlink /proc/self/ns/uts; hostname");
+    b.edit(|c| {
+        let mut list = vec![
+            json!({"type": "mount"}),
+            json!({"type": "network", "path": format!("/proc/{apid}/ns/net")}),
+            json!({"type": "uts", "path": format!("/proc/{apid}/ns/uts")}),
+        ];
+        if who() != Who::Root {
+            // A plain user enters the first container's user namespace
+            // first: its other namespaces belong to that one.
+            list.push(json!({"type": "user", "path": format!("/proc/{apid}/ns/user")}));
+        }
+        c["linux"]["namespaces"] = json!(list);
+        c.as_object_mut().unwrap().remove("hostname");
+    });
+    let out = b.run();
+    assert_ok(&out);
+    assert_eq!(
+        text(&out.stdout),
+        format!("{}\n{}\nhutchbox\n", ns("net"), ns("uts"))
+    );
+    assert_ok(&a.hutch(&["delete", "--force", &a.id]));
+    assert_eq!(wait_exit(apid), 137);
+}
+
+fn has_cap_sys_resource() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap()
+        .trim();
+    u64::from_str_radix(eff, 16).unwrap() & (1 << 24) != 0
+}
