@@ -223,7 +223,7 @@ fn spawn_in(
 /// Whether this process's user namespace lets `setgroups` be called (it
 /// does not after an unprivileged `setgroups` = `deny`, as in buildah's
 /// namespace for a user without subordinate ids).
-fn setgroups_allowed_here() -> bool {
+pub(crate) fn setgroups_allowed_here() -> bool {
     std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true)

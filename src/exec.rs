@@ -276,35 +276,15 @@ fn child(
             .map_err(|e| Error::call("send the pty to the console socket", e))?;
         process::attach_terminal(&slave, p.console_size)?;
     }
-    process::set_rlimits(p)?;
     if let Some(adj) = p.oom_score_adj {
         process::set_oom_score_adj(adj)?;
     }
-    let env = process::environment(p);
-    if let Some(mask) = p.umask {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-    }
-    let cwd_early = process::enter_cwd(&p.cwd);
-    if p.no_new_privileges {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| Error::call("set no_new_privs", e))?;
-    }
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
-    // As for the container's program: without no_new_privs the filter needs
-    // CAP_SYS_ADMIN, so it goes before the capabilities are dropped.
-    if let (Some(filter), false) = (&compiled, p.no_new_privileges) {
-        seccomp::load(filter)?;
-    }
-    process::become_user(p, setgroups_allowed)?;
-    if cwd_early.is_err() {
-        process::enter_cwd(&p.cwd)?;
-    }
-    sys::reset_signals();
-    sys::cloexec_from(3 + preserve_fds)
-        .map_err(|e| Error::call("close inherited file descriptors", e))?;
-    if let (Some(filter), true) = (&compiled, p.no_new_privileges) {
-        seccomp::load(filter)?;
-    }
-    process::exec(&p.args, &env)
+    let setgroups_allowed = crate::container::setgroups_allowed_here();
+    crate::init::become_program(
+        p,
+        compiled.as_ref(),
+        setgroups_allowed,
+        preserve_fds,
+        || Ok(()),
+    )
 }

@@ -211,11 +211,46 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     if let Some(console) = &args.console {
         process::attach_terminal(console, plan.process.console_size)?;
     }
-    let p = &plan.process;
-    process::set_rlimits(p)?;
     if let Some(persona) = plan.personality {
         sys::set_personality(persona).map_err(|e| Error::call("set personality", e))?;
     }
+    debug_assert!(conn.as_raw_fd() >= 3);
+    let armed = || -> Result<()> {
+        // Changing credentials clears the parent-death signal: set it after.
+        if args.die_with_parent {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(|e| Error::call("set the parent-death signal", e))?;
+            // `run` may have died before the signal was armed: its end of
+            // the start connection tells (as pid 1 of a namespace, getppid
+            // cannot).
+            if sync::peer_gone(conn.as_fd()) {
+                sys::exit_now(1);
+            }
+        }
+        Ok(())
+    };
+    // Our sync socket is close-on-exec: `start` sees EOF exactly when
+    // execve succeeds.
+    become_program(
+        &plan.process,
+        args.seccomp.as_ref(),
+        args.setgroups_allowed,
+        args.preserve_fds,
+        armed,
+    )
+}
+
+/// The last steps before the program runs, in this order; the container's
+/// program and `exec`'s go through the same. `armed` runs right after the
+/// switch of identity.
+pub(crate) fn become_program(
+    p: &crate::spec::ProcessPlan,
+    filter: Option<&seccomp::Compiled>,
+    setgroups_allowed: bool,
+    preserve_fds: u32,
+    armed: impl FnOnce() -> Result<()>,
+) -> Result<Infallible> {
+    process::set_rlimits(p)?;
     let env = process::environment(p);
     if let Some(mask) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
@@ -230,32 +265,20 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     // become_user may drop: then it goes in now, and the filter must allow
     // the calls that follow (as runc does). With no_new_privs it waits for
     // the last moment, so it constrains as little of hutch as possible.
-    if let (Some(filter), false) = (&args.seccomp, p.no_new_privileges) {
-        seccomp::load(filter)?;
+    if let (Some(f), false) = (filter, p.no_new_privileges) {
+        seccomp::load(f)?;
     }
-    process::become_user(p, args.setgroups_allowed)?;
-    // Changing credentials clears the parent-death signal: set it after.
-    if args.die_with_parent {
-        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-            .map_err(|e| Error::call("set the parent-death signal", e))?;
-        // `run` may have died before the signal was armed: its end of the
-        // start connection tells (as pid 1 of a namespace, getppid cannot).
-        if sync::peer_gone(conn.as_fd()) {
-            sys::exit_now(1);
-        }
-    }
+    process::become_user(p, setgroups_allowed)?;
+    armed()?;
     if cwd_early.is_err() {
         process::enter_cwd(&p.cwd)?;
     }
-
-    // Only stdio and the preserved fds reach the program; our sync socket
-    // is close-on-exec, so `start` sees EOF exactly when execve succeeds.
+    // Only stdio and the preserved fds reach the program.
     sys::reset_signals();
-    sys::cloexec_from(3 + args.preserve_fds)
+    sys::cloexec_from(3 + preserve_fds)
         .map_err(|e| Error::call("close inherited file descriptors", e))?;
-    debug_assert!(conn.as_raw_fd() >= 3);
-    if let (Some(filter), true) = (&args.seccomp, p.no_new_privileges) {
-        seccomp::load(filter)?;
+    if let (Some(f), true) = (filter, p.no_new_privileges) {
+        seccomp::load(f)?;
     }
     process::exec(&p.args, &env)
 }

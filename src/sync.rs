@@ -110,17 +110,21 @@ pub fn peer_gone(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// Make a listening seqpacket socket at `path` (a short path, see
-/// `Entry::short_path`).
-pub fn listen(path: &std::path::Path) -> nix::Result<OwnedFd> {
-    let fd = socket::socket(
+/// A close-on-exec seqpacket socket, not yet bound or connected.
+fn seqpacket() -> nix::Result<OwnedFd> {
+    socket::socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
         SockFlag::SOCK_CLOEXEC,
         None,
-    )?;
-    let addr = UnixAddr::new(path)?;
-    socket::bind(fd.as_raw_fd(), &addr)?;
+    )
+}
+
+/// Make a listening seqpacket socket at `path` (a short path, see
+/// `Entry::short_path`).
+pub fn listen(path: &std::path::Path) -> nix::Result<OwnedFd> {
+    let fd = seqpacket()?;
+    socket::bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
     socket::listen(&fd, socket::Backlog::new(4)?)?;
     Ok(fd)
 }
@@ -137,14 +141,8 @@ pub fn accept(listener: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
 
 /// Connect to the listening socket at `path`.
 pub fn connect(path: &std::path::Path) -> nix::Result<OwnedFd> {
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    let addr = UnixAddr::new(path)?;
-    socket::connect(fd.as_raw_fd(), &addr)?;
+    let fd = seqpacket()?;
+    socket::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
     Ok(fd)
 }
 

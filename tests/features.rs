@@ -128,6 +128,8 @@ fn a_second_container_joins_the_first_ones_namespaces_by_path() {
     b.edit(|c| {
         let mut list = vec![
             json!({"type": "mount"}),
+            json!({"type": "pid"}),
+            json!({"type": "ipc"}),
             json!({"type": "network", "path": format!("/proc/{apid}/ns/net")}),
             json!({"type": "uts", "path": format!("/proc/{apid}/ns/uts")}),
         ];

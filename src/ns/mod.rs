@@ -26,14 +26,7 @@ pub fn clone_flags(plan: &Plan) -> CloneFlags {
     if matches!(plan.userns, UserNs::New { .. }) {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
-    let ns = &plan.namespaces;
-    for (action, flag) in [
-        (&ns.pid, CloneFlags::CLONE_NEWPID),
-        (&ns.net, CloneFlags::CLONE_NEWNET),
-        (&ns.uts, CloneFlags::CLONE_NEWUTS),
-        (&ns.ipc, CloneFlags::CLONE_NEWIPC),
-        (&ns.cgroup, CloneFlags::CLONE_NEWCGROUP),
-    ] {
+    for (action, flag) in others(plan) {
         if *action == NsAction::New {
             flags |= flag;
         }
@@ -49,19 +42,24 @@ pub fn join_by_path(plan: &Plan) -> Result<()> {
     if let UserNs::Join(path) = &plan.userns {
         setns(path, CloneFlags::CLONE_NEWUSER)?;
     }
-    let ns = &plan.namespaces;
-    for (action, flag) in [
-        (&ns.pid, CloneFlags::CLONE_NEWPID),
-        (&ns.net, CloneFlags::CLONE_NEWNET),
-        (&ns.uts, CloneFlags::CLONE_NEWUTS),
-        (&ns.ipc, CloneFlags::CLONE_NEWIPC),
-        (&ns.cgroup, CloneFlags::CLONE_NEWCGROUP),
-    ] {
+    for (action, flag) in others(plan) {
         if let NsAction::Join(path) = action {
             setns(path, flag)?;
         }
     }
     Ok(())
+}
+
+/// The namespaces besides user and mount, with their clone flags.
+fn others(plan: &Plan) -> [(&NsAction, CloneFlags); 5] {
+    let ns = &plan.namespaces;
+    [
+        (&ns.pid, CloneFlags::CLONE_NEWPID),
+        (&ns.net, CloneFlags::CLONE_NEWNET),
+        (&ns.uts, CloneFlags::CLONE_NEWUTS),
+        (&ns.ipc, CloneFlags::CLONE_NEWIPC),
+        (&ns.cgroup, CloneFlags::CLONE_NEWCGROUP),
+    ]
 }
 
 /// `setns(open(path), kind)`: the kernel checks that `path` is a namespace
