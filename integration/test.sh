@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . integration/lib.sh
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
 
-ensure_packages busybox-static uidmap tini jq buildah ca-certificates gcc libc6-dev libseccomp-dev
+ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev
 ensure_rust
 ensure_users
 
@@ -45,6 +45,14 @@ bud_test="$PWD/integration/buildah.sh"
 for who in tuser tsingle; do
     log "buildah integration as $who"
     (cd "$ci" && as "$who" "$bud_test" "$ci/hutch") || failed=1
+done
+
+# podman drives hutch through conmon, as each plain user (issue 7),
+# compared case by case with crun.
+podman_test="$PWD/integration/podman.sh"
+for who in tuser tsingle; do
+    log "podman integration as $who"
+    (cd "$ci" && as "$who" "$podman_test" "$ci/hutch") || failed=1
 done
 
 # Slurm: a one-node cluster, srun/sbatch --container as tuser (run as root).

@@ -63,6 +63,9 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
     }
     let (plan, config_text) = spec::load(&opts.bundle, g.host)?;
     crate::exe::protect(&plan, g.host)?;
+    // A missing program fails `create`, as with runc and crun (podman's
+    // exit statuses 127 and 126 depend on it).
+    crate::process::check_program(&plan)?;
     let pid_file = opts
         .pid_file
         .as_deref()

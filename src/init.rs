@@ -72,7 +72,7 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
         sys::exit_now(1);
     }
     // create-time part: failures go back to `create`.
-    if let Err(e) = wait_for_maps(sync.as_fd()) {
+    if let Err(e) = wait_for_maps(sync.as_fd()).and_then(|()| loopback(plan)) {
         let _ = sync::send(sync.as_fd(), &Msg::Error(e.to_string()));
         sys::exit_now(1);
     }
@@ -112,6 +112,18 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
     };
     let _ = sync::send(conn.as_fd(), &Msg::Error(err.to_string()));
     sys::exit_now(process::failure_status(&err));
+}
+
+/// A new network namespace gets its loopback interface up, as runc and
+/// crun do: without it `podman run --network=none` has no 127.0.0.1. Done
+/// at create, so that whoever configures the namespace before `start`
+/// finds it as with those runtimes. The process holds every capability in
+/// the user namespace that owns the new network namespace.
+fn loopback(plan: &Plan) -> Result<()> {
+    if plan.namespaces.net != crate::spec::NsAction::New {
+        return Ok(());
+    }
+    sys::loopback_up().map_err(|e| Error::call("bring up the loopback interface", e))
 }
 
 /// Wait until `create` has written the id maps (or gone away).

@@ -266,3 +266,169 @@ pub fn failure_status(err: &Error) -> i32 {
         _ => 1,
     }
 }
+
+/// At `create`: look the program up in the root file system the way
+/// [`exec`] will at `start`, and fail now when it is surely missing or not
+/// executable.
+///
+/// runc and crun find the program at `create`, and podman and docker turn
+/// the text of that error into exit status 127 ("executable file not
+/// found") or 126 ("permission denied"); a failed `start` is only a failed
+/// start to them (126). hutch mounts at `start`, so this sees the image's
+/// files only, and lets `create` go on whenever a mount of the config may
+/// change the answer: when a path it looks at, or where a symlink on the
+/// way leads, is at or under a mount destination, or a symlink dangles.
+pub fn check_program(plan: &crate::spec::Plan) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Some(prog) = plan.process.args.first() else {
+        return Ok(());
+    };
+    // A root that cannot be opened fails later with its own message.
+    let Ok(root) = crate::mount::resolve::Root::open(&plan.rootfs) else {
+        return Ok(());
+    };
+    let Ok(root_real) = crate::mount::resolve::fd_path(root.fd.as_fd()) else {
+        return Ok(());
+    };
+    let look = Lookup {
+        root: &root,
+        root_real: &root_real,
+        mounts: plan
+            .mounts
+            .iter()
+            .flat_map(|m| mount_targets(&root, &root_real, &m.destination))
+            .collect(),
+    };
+    let bytes = prog.as_bytes();
+    let candidates: Vec<std::path::PathBuf> = if bytes.contains(&b'/') {
+        vec![plan.process.cwd.join(std::ffi::OsStr::from_bytes(bytes))]
+    } else {
+        let path = plan
+            .process
+            .env
+            .iter()
+            .find_map(|e| e.as_bytes().strip_prefix(b"PATH="))
+            .unwrap_or(DEFAULT_PATH.as_bytes());
+        path.split(|&b| b == b':')
+            .map(|dir| {
+                let dir = if dir.is_empty() { &b"."[..] } else { dir };
+                plan.process
+                    .cwd
+                    .join(std::ffi::OsStr::from_bytes(dir))
+                    .join(std::ffi::OsStr::from_bytes(bytes))
+            })
+            .collect()
+    };
+    let mut denied = false;
+    for c in &candidates {
+        match look.probe(c) {
+            Probe::Unknown | Probe::Runs => return Ok(()),
+            Probe::Denied => denied = true,
+            Probe::Missing => {}
+        }
+    }
+    Err(exec_error(
+        prog,
+        if denied { Errno::EACCES } else { Errno::ENOENT },
+    ))
+}
+
+enum Probe {
+    Runs,
+    Denied,
+    Missing,
+    Unknown,
+}
+
+struct Lookup<'a> {
+    root: &'a crate::mount::resolve::Root,
+    root_real: &'a Path,
+    /// Where the config's mounts land, as paths in the container.
+    mounts: Vec<std::path::PathBuf>,
+}
+
+impl Lookup<'_> {
+    fn covered(&self, p: &Path) -> bool {
+        self.mounts.iter().any(|m| p.starts_with(m))
+    }
+
+    /// Where `fd` is, as a path in the container.
+    fn inside(&self, fd: &OwnedFd) -> Option<std::path::PathBuf> {
+        let real = crate::mount::resolve::fd_path(fd.as_fd()).ok()?;
+        let rel = real.strip_prefix(self.root_real).ok()?;
+        Some(Path::new("/").join(rel))
+    }
+
+    /// Walk `c` one component at a time, as execve would after the mounts.
+    fn probe(&self, c: &Path) -> Probe {
+        use nix::fcntl::OFlag;
+        use nix::sys::stat::{fstat, SFlag};
+        if self.covered(c) {
+            return Probe::Unknown;
+        }
+        let mut sofar = std::path::PathBuf::from("/");
+        let mut last = None;
+        for comp in c.components().skip(1) {
+            sofar.push(comp);
+            let fd = match self.root.open_in(&sofar, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT | Errno::ENOTDIR) => return Probe::Missing,
+                Err(_) => return Probe::Unknown,
+            };
+            let Ok(st) = fstat(&fd) else {
+                return Probe::Unknown;
+            };
+            let fd = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+                // Where the symlink leads within the root; a dangling one
+                // may lead to a mount destination made at start.
+                match self.root.open_in(&sofar, OFlag::O_PATH) {
+                    Ok(fd) => fd,
+                    Err(_) => return Probe::Unknown,
+                }
+            } else {
+                fd
+            };
+            match self.inside(&fd) {
+                Some(p) if !self.covered(&p) => {}
+                _ => return Probe::Unknown,
+            }
+            last = Some(fd);
+        }
+        let Some(fd) = last else {
+            return Probe::Unknown;
+        };
+        let Ok(st) = fstat(&fd) else {
+            return Probe::Unknown;
+        };
+        let regular = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
+        if regular && st.st_mode & 0o111 != 0 {
+            Probe::Runs
+        } else {
+            Probe::Denied
+        }
+    }
+}
+
+/// The paths in the container a mount at `dest` may cover: `dest` as
+/// written, and where it resolves in the root (or its parent does, when it
+/// is yet to be made).
+fn mount_targets(
+    root: &crate::mount::resolve::Root,
+    root_real: &Path,
+    dest: &Path,
+) -> Vec<std::path::PathBuf> {
+    use nix::fcntl::OFlag;
+    let mut out = vec![dest.to_path_buf()];
+    let inside = |fd: OwnedFd| {
+        let real = crate::mount::resolve::fd_path(fd.as_fd()).ok()?;
+        Some(Path::new("/").join(real.strip_prefix(root_real).ok()?))
+    };
+    if let Some(p) = root.open_in(dest, OFlag::O_PATH).ok().and_then(inside) {
+        out.push(p);
+    } else if let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) {
+        if let Some(p) = root.open_in(parent, OFlag::O_PATH).ok().and_then(inside) {
+            out.push(p.join(name));
+        }
+    }
+    out
+}

@@ -41,6 +41,20 @@ fn oom_score_adj_personality_and_domainname() {
 }
 
 #[test]
+fn a_new_network_namespace_has_its_loopback_up() {
+    let mut b = sh("ip link show lo; ip addr show lo");
+    b.edit(|c| {
+        c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+                                          {"type": "mount"}, {"type": "network"}]);
+    });
+    let out = b.run();
+    assert_ok(&out);
+    let s = text(&out.stdout);
+    assert!(s.contains("<LOOPBACK,UP"), "{s}");
+    assert!(s.contains("inet 127.0.0.1/8"), "{s}");
+}
+
+#[test]
 fn configured_devices_are_provided() {
     let mut b = sh("stat -c '%F %t:%T' /dev/full; head -c 3 /dev/full | wc -c");
     b.edit(|c| {
@@ -50,6 +64,33 @@ fn configured_devices_are_provided() {
     let out = b.run();
     assert_ok(&out);
     assert_eq!(text(&out.stdout), "character special file 1:7\n3\n");
+}
+
+#[test]
+fn a_read_only_cgroup_mount_is_read_only_all_through() {
+    // Without a cgroup namespace of its own a plain user cannot mount
+    // cgroup2: hutch binds the host's tree, whose hierarchies must be
+    // read-only too (podman's config on a cgroup v1 or hybrid host).
+    let mut b = sh("awk '$5 ~ \"^/sys/fs/cgroup\" {print $5, $6}' /proc/self/mountinfo");
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        // Nothing else under /sys/fs/cgroup: /sys is an empty tmpfs.
+        mounts.retain(|m| m["destination"] != "/sys");
+        mounts.push(json!({"destination": "/sys", "type": "tmpfs", "source": "tmpfs"}));
+        mounts.push(json!({"destination": "/sys/fs/cgroup",
+            "type": "cgroup", "source": "cgroup",
+            "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime", "ro"]}));
+    });
+    let out = b.run();
+    assert_ok(&out);
+    let s = text(&out.stdout);
+    assert!(!s.trim().is_empty(), "nothing mounted on /sys/fs/cgroup");
+    for line in s.lines() {
+        assert!(
+            line.split(' ').nth(1).unwrap_or("").starts_with("ro"),
+            "{s}"
+        );
+    }
 }
 
 #[test]

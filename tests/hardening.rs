@@ -265,3 +265,61 @@ fn a_bundle_reached_through_a_symlink_works() {
     assert_ok(&out);
     assert_eq!(text(&out.stdout), "ok\n");
 }
+
+#[test]
+fn a_destination_swapped_for_a_symlink_during_setup_stays_inside() {
+    // CVE-2021-30465/CVE-2024-45310: while hutch makes the container, a
+    // process (here, a thread of the test) keeps swapping the directory a
+    // mount destination goes through for a symlink pointing out of the
+    // root. Whatever hutch sees, nothing may be made or mounted outside.
+    let outside = std::env::temp_dir().join(format!("hutch-outside-{}", unique_id("o")));
+    std::fs::create_dir_all(&outside).unwrap();
+    let mut b = Bundle::new(&["/bin/true"]);
+    b.edit(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/race/sub/mnt", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let race = b.rootfs().join("race");
+    let real = b.rootfs().join("race.real");
+    let link = b.rootfs().join("race.link");
+    std::fs::create_dir_all(real.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    std::fs::rename(&real, &race).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, race, real, link) = (stop.clone(), race.clone(), real.clone(), link.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // race is the real directory, then the link, and back.
+                let _ = std::fs::rename(&race, &real);
+                let _ = std::fs::rename(&link, &race);
+                let _ = std::fs::rename(&race, &link);
+                let _ = std::fs::rename(&real, &race);
+            }
+        })
+    };
+    let mut ran = 0;
+    for _ in 0..100 {
+        let out = b.run();
+        ran += usize::from(out.status.success());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    let escaped: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(escaped.is_empty(), "made outside the root: {escaped:?}");
+    assert!(
+        b.state_entries().is_empty(),
+        "left: {:?}",
+        b.state_entries()
+    );
+    // The mount was really made (the directory was in place) some of the
+    // time; the other runs failed cleanly.
+    assert!(ran > 0, "no run succeeded");
+    std::fs::remove_dir_all(&outside).unwrap();
+}

@@ -259,12 +259,42 @@ fn racing_creates_on_one_id_have_one_winner() {
 }
 
 #[test]
-fn start_reports_a_missing_program_and_stops_the_container() {
-    become_subreaper();
+fn create_reports_a_missing_program() {
+    // As runc and crun: podman maps this message to exit status 127.
     let b = Bundle::new(&["/no/such/program"]);
+    let out = b.create();
+    assert_one_line_error(&out, "/no/such/program");
+    assert!(text(&out.stderr).contains("executable file not found"));
+    assert_eq!(b.status(), "absent");
+    let b = Bundle::new(&["no-such-program"]);
+    assert_one_line_error(&b.create(), "no-such-program");
+    assert_eq!(b.status(), "absent");
+}
+
+#[test]
+fn create_reports_a_program_that_cannot_run() {
+    // A directory: podman maps "permission denied" to exit status 126.
+    let b = Bundle::new(&["/bin"]);
+    let out = b.create();
+    assert_one_line_error(&out, "permission denied");
+    assert_eq!(b.status(), "absent");
+}
+
+#[test]
+fn a_program_in_a_mount_is_looked_up_at_start() {
+    become_subreaper();
+    let mount = serde_json::json!({"destination": "/tools", "type": "bind",
+        "source": "/bin", "options": ["rbind", "ro"]});
+    let mut b = Bundle::new(&["/tools/busybox", "true"]);
+    b.edit(|c| c["mounts"].as_array_mut().unwrap().push(mount.clone()));
+    let out = b.run();
+    assert_ok(&out);
+    // Missing from the mount: only start can tell.
+    let mut b = Bundle::new(&["/tools/no-such-program"]);
+    b.edit(|c| c["mounts"].as_array_mut().unwrap().push(mount));
     assert_ok(&b.create());
     let out = b.hutch(&["start", &b.id]);
-    assert_one_line_error(&out, "/no/such/program");
+    assert_one_line_error(&out, "/tools/no-such-program");
     assert_eq!(wait_exit(b.pid()), 127);
     assert_eq!(b.status(), "stopped");
     assert_ok(&b.hutch(&["delete", &b.id]));
@@ -275,8 +305,12 @@ fn delete_right_after_a_failed_start_succeeds() {
     // buildah runs `delete` as soon as `start` fails: the container process
     // must be gone by then (it was sometimes still exiting, 1 run in 20-50).
     become_subreaper();
+    // The program is missing from a mount, so only start can tell.
+    let mount = serde_json::json!({"destination": "/tools", "type": "bind",
+        "source": "/bin", "options": ["rbind", "ro"]});
     for _ in 0..50 {
-        let b = Bundle::new(&["/no/such/program"]);
+        let mut b = Bundle::new(&["/tools/no-such-program"]);
+        b.edit(|c| c["mounts"].as_array_mut().unwrap().push(mount.clone()));
         assert_ok(&b.create());
         let pid = b.pid();
         let out = b.hutch(&["start", &b.id]);

@@ -28,14 +28,16 @@ use resolve::{proc_fd, Kind, Root};
 /// Read-only flags waiting to be applied once every mount exists.
 #[derive(Default)]
 pub struct Deferred {
-    readonly: Vec<(OwnedFd, PathBuf)>,
+    /// The mount, its name for messages, and whether the mounts under it
+    /// turn read-only too.
+    readonly: Vec<(OwnedFd, PathBuf, bool)>,
 }
 
 impl Deferred {
     /// Make every recorded mount read-only.
     pub fn apply(self) -> Result<()> {
-        for (fd, path) in self.readonly {
-            sys::mount_setattr(fd.as_fd(), false, attr::RDONLY, 0, 0)
+        for (fd, path, recursive) in self.readonly {
+            sys::mount_setattr(fd.as_fd(), recursive, attr::RDONLY, 0, 0)
                 .map_err(|e| Error::sys("remount read-only", &path, e))?;
         }
         Ok(())
@@ -68,6 +70,9 @@ pub fn bind_root(rootfs: &Path) -> Result<Root> {
 /// `deferred`.
 pub fn apply(root: &Root, m: &MountPlan, deferred: &mut Deferred) -> Result<()> {
     let dest = &m.destination;
+    // A host tree bound in place of a new filesystem: `ro` must cover the
+    // mounts in it too (the new filesystem would have had none).
+    let mut bound_tree = false;
     match &m.kind {
         MountKind::Bind { source, recursive } => {
             let kind = match std::fs::metadata(source) {
@@ -82,10 +87,12 @@ pub fn apply(root: &Root, m: &MountPlan, deferred: &mut Deferred) -> Result<()> 
                 .map_err(|e| Error::sys("set flags of bind mount", source, e))?;
             attach(&tree, &target, root, dest)?;
         }
-        MountKind::Proc => fs_or_rbind(root, m, "proc", "proc", "/proc")?,
-        MountKind::Sysfs => fs_or_rbind(root, m, "sysfs", "sysfs", "/sys")?,
-        MountKind::Mqueue => fs_or_rbind(root, m, "mqueue", "mqueue", "/dev/mqueue")?,
-        MountKind::Cgroup => fs_or_rbind(root, m, "cgroup2", "cgroup", "/sys/fs/cgroup")?,
+        MountKind::Proc => bound_tree = fs_or_rbind(root, m, "proc", "proc", "/proc")?,
+        MountKind::Sysfs => bound_tree = fs_or_rbind(root, m, "sysfs", "sysfs", "/sys")?,
+        MountKind::Mqueue => bound_tree = fs_or_rbind(root, m, "mqueue", "mqueue", "/dev/mqueue")?,
+        MountKind::Cgroup => {
+            bound_tree = fs_or_rbind(root, m, "cgroup2", "cgroup", "/sys/fs/cgroup")?
+        }
         MountKind::Tmpfs => {
             let target = root.ensure(dest, Kind::Dir)?;
             let old = m
@@ -126,12 +133,17 @@ pub fn apply(root: &Root, m: &MountPlan, deferred: &mut Deferred) -> Result<()> 
                 .map_err(|e| Error::sys("mount filesystem on", root.display(dest), e))?;
         }
     }
-    finish_mount(root, m, deferred)
+    finish_mount(root, m, deferred, bound_tree)
 }
 
 /// Propagation, recursive attributes and (deferred) read-only for the mount
 /// now at `m.destination`.
-fn finish_mount(root: &Root, m: &MountPlan, deferred: &mut Deferred) -> Result<()> {
+fn finish_mount(
+    root: &Root,
+    m: &MountPlan,
+    deferred: &mut Deferred,
+    readonly_tree: bool,
+) -> Result<()> {
     let dest = &m.destination;
     let needs_fd =
         !m.propagation.is_empty() || m.recursive_set != 0 || m.recursive_clear != 0 || m.readonly;
@@ -157,25 +169,27 @@ fn finish_mount(root: &Root, m: &MountPlan, deferred: &mut Deferred) -> Result<(
             .map_err(|e| Error::sys("set recursive flags of", root.display(dest), e))?;
     }
     if m.readonly {
-        deferred.readonly.push((fd, root.display(dest)));
+        deferred
+            .readonly
+            .push((fd, root.display(dest), readonly_tree));
     }
     Ok(())
 }
 
 /// A new filesystem of `fstype`, or, where the kernel refuses one (a user
 /// namespace that does not own the pid/network/ipc namespace), an rbind of
-/// the host's `host_path`.
+/// the host's `host_path`. Returns true when it bound the host's tree.
 fn fs_or_rbind(
     root: &Root,
     m: &MountPlan,
     fstype: &str,
     source: &str,
     host_path: &str,
-) -> Result<()> {
+) -> Result<bool> {
     let dest = &m.destination;
     let target = root.ensure(dest, Kind::Dir)?;
     match mount_fs(&target, source, fstype, m.flags, &m.data) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(false),
         Err(Errno::EPERM | Errno::EACCES | Errno::EBUSY | Errno::EINVAL | Errno::ENODEV) => {
             tracing::debug!(
                 "new {fstype} refused on {}; binding the host's {host_path}",
@@ -185,7 +199,7 @@ fn fs_or_rbind(
             let (set, clear) = bind_attrs(m.flags);
             sys::mount_setattr(tree.as_fd(), true, set, clear, 0)
                 .map_err(|e| Error::sys("set flags of bind mount", host_path, e))?;
-            attach(&tree, &target, root, dest)
+            attach(&tree, &target, root, dest).map(|()| true)
         }
         Err(e) => Err(Error::sys(fs_step(fstype), root.display(dest), e)),
     }
