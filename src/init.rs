@@ -263,6 +263,7 @@ pub(crate) fn become_program(
     armed: impl FnOnce() -> Result<()>,
 ) -> Result<Infallible> {
     process::set_rlimits(p)?;
+    process::set_scheduling(p)?;
     let env = process::environment(p);
     if let Some(mask) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));

@@ -46,6 +46,26 @@ pub fn set_rlimits(p: &ProcessPlan) -> Result<()> {
     Ok(())
 }
 
+/// Scheduling policy, I/O priority and CPU affinity, as the config asks.
+pub fn set_scheduling(p: &ProcessPlan) -> Result<()> {
+    if let Some(attr) = &p.scheduler {
+        sys::sched_setattr(attr).map_err(|e| Error::call("set the scheduling policy", e))?;
+    }
+    if let Some((class, level)) = p.io_priority {
+        sys::ioprio_set(class, level).map_err(|e| Error::call("set the I/O priority", e))?;
+    }
+    if let Some(cpus) = &p.cpu_affinity {
+        let mut set = nix::sched::CpuSet::new();
+        for &cpu in cpus {
+            set.set(cpu)
+                .map_err(|e| Error::call(format!("use CPU {cpu}"), e))?;
+        }
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+            .map_err(|e| Error::call("set the CPU affinity", e))?;
+    }
+    Ok(())
+}
+
 /// Write `oom_score_adj`, through a `/proc` checked to be a procfs.
 pub fn set_oom_score_adj(value: i32) -> Result<()> {
     let path = Path::new("/proc/self/oom_score_adj");

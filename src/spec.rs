@@ -155,6 +155,12 @@ pub struct ProcessPlan {
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub capabilities: CapSets,
     pub oom_score_adj: Option<i32>,
+    /// `process.scheduler`, ready for sched_setattr(2).
+    pub scheduler: Option<crate::sys::SchedAttr>,
+    /// `process.ioPriority`: class and level.
+    pub io_priority: Option<(u32, u32)>,
+    /// `process.execCPUAffinity.final`: the CPUs the program runs on.
+    pub cpu_affinity: Option<Vec<usize>>,
 }
 
 /// Everything hutch will do to make the container, validated.
@@ -760,15 +766,39 @@ fn plan_process(p: &oci_spec::runtime::Process, userns: &UserNs) -> Result<Proce
     if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
         gate("process.selinuxLabel")?;
     }
-    if p.scheduler().is_some() {
-        gate("process.scheduler")?;
-    }
-    if p.io_priority().is_some() {
-        gate("process.ioPriority")?;
-    }
-    if p.exec_cpu_affinity().is_some() {
-        gate("process.execCPUAffinity")?;
-    }
+    let scheduler = p.scheduler().as_ref().map(plan_scheduler).transpose()?;
+    let io_priority = match p.io_priority() {
+        None => None,
+        Some(io) => {
+            gate("process.ioPriority")?;
+            use oci_spec::runtime::IOPriorityClass as C;
+            let class = match io.class() {
+                C::IoprioClassRt => 1,
+                C::IoprioClassBe => 2,
+                C::IoprioClassIdle => 3,
+            };
+            let level = u32::try_from(io.priority())
+                .ok()
+                .filter(|l| *l <= 7)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "process.ioPriority.priority {} is not 0 to 7",
+                        io.priority()
+                    ))
+                })?;
+            Some((class, level))
+        }
+    };
+    let cpu_affinity = match p.exec_cpu_affinity() {
+        None => None,
+        Some(a) => {
+            gate("process.execCPUAffinity")?;
+            a.cpu_affinity_final()
+                .as_deref()
+                .map(cpu_list)
+                .transpose()?
+        }
+    };
 
     Ok(ProcessPlan {
         args,
@@ -784,7 +814,83 @@ fn plan_process(p: &oci_spec::runtime::Process, userns: &UserNs) -> Result<Proce
         rlimits,
         capabilities,
         oom_score_adj: p.oom_score_adj(),
+        scheduler,
+        io_priority,
+        cpu_affinity,
     })
+}
+
+fn plan_scheduler(sch: &oci_spec::runtime::Scheduler) -> Result<crate::sys::SchedAttr> {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    gate("process.scheduler")?;
+    let policy = match sch.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIso => {
+            return Err(Error::Config(
+                "process.scheduler: SCHED_ISO is not a Linux policy".into(),
+            ))
+        }
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+    };
+    let mut flags = 0u64;
+    for f in sch.flags().as_deref().unwrap_or_default() {
+        flags |= match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    let nice = sch.nice().unwrap_or(0);
+    if !(-20..=19).contains(&nice) {
+        return Err(Error::Config(format!(
+            "process.scheduler.nice {nice} is not -20 to 19"
+        )));
+    }
+    let priority = u32::try_from(sch.priority().unwrap_or(0))
+        .map_err(|_| Error::Config("process.scheduler.priority is negative".into()))?;
+    Ok(crate::sys::SchedAttr {
+        size: 0,
+        policy,
+        flags,
+        nice,
+        priority,
+        runtime: sch.runtime().unwrap_or(0),
+        deadline: sch.deadline().unwrap_or(0),
+        period: sch.period().unwrap_or(0),
+    })
+}
+
+/// A CPU list as the kernel writes them: `0-3,7`.
+fn cpu_list(text: &str) -> Result<Vec<usize>> {
+    let bad = || {
+        Error::Config(format!(
+            "process.execCPUAffinity: `{text}` is not a CPU list"
+        ))
+    };
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a > b || b >= nix::sched::CpuSet::count() {
+            return Err(bad());
+        }
+        cpus.extend(a..=b);
+    }
+    if cpus.is_empty() {
+        return Err(bad());
+    }
+    Ok(cpus)
 }
 
 fn cstring(field: &str, s: &str) -> Result<CString> {

@@ -379,3 +379,51 @@ pub fn set_domainname(name: &str) -> nix::Result<()> {
     let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
     Errno::result(ret).map(drop)
 }
+
+/// The kernel's `struct sched_attr` (sched_setattr(2)).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// `sched_setattr(0, attr, 0)`: this thread's scheduling policy, nice value
+/// and real-time or deadline parameters.
+pub fn sched_setattr(attr: &SchedAttr) -> nix::Result<()> {
+    let mut a = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        ..Default::default()
+    };
+    a.policy = attr.policy;
+    a.flags = attr.flags;
+    a.nice = attr.nice;
+    a.priority = attr.priority;
+    a.runtime = attr.runtime;
+    a.deadline = attr.deadline;
+    a.period = attr.period;
+    // SAFETY: `a` is a valid sched_attr whose size field says its size.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &a as *const SchedAttr, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level)`.
+pub fn ioprio_set(class: u32, level: u32) -> nix::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: plain integer arguments.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            (class << 13) | level,
+        )
+    };
+    Errno::result(ret).map(drop)
+}

@@ -201,3 +201,49 @@ fn has_cap_sys_resource() -> bool {
         .trim();
     u64::from_str_radix(eff, 16).unwrap() & (1 << 24) != 0
 }
+
+/// Field 19 (nice) and the policy (field 41) of /proc/self/stat, and the
+/// allowed CPUs, as the container's program sees them.
+const SCHED_PROBE: &str = "s=$(cat /proc/self/stat); set -- ${s##*) }; echo nice=${17} policy=${39}; ionice -p $$; grep Cpus_allowed_list /proc/self/status | tr -d '\\t'";
+
+#[test]
+fn scheduler_io_priority_and_cpu_affinity_are_applied() {
+    let mut b = sh(SCHED_PROBE);
+    b.edit(|c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
+        c["process"]["execCPUAffinity"] = json!({"final": "0"});
+    });
+    let out = b.run();
+    assert_ok(&out);
+    // SCHED_BATCH is policy 3.
+    assert_eq!(
+        text(&out.stdout),
+        "nice=7 policy=3\nbest-effort: prio 6\nCpus_allowed_list:0\n"
+    );
+}
+
+#[test]
+fn a_scheduler_the_caller_cannot_have_is_an_error() {
+    let mut b = sh("true");
+    b.edit(|c| c["process"]["scheduler"] = json!({"policy": "SCHED_FIFO", "priority": 10}));
+    let out = b.run();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = u64::from_str_radix(
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .unwrap()
+            .trim(),
+        16,
+    )
+    .unwrap();
+    // A real-time policy needs CAP_SYS_NICE (bit 23) in the initial user
+    // namespace; a container in a user namespace of its own never has it.
+    if who() == Who::Root && eff & (1 << 23) != 0 {
+        assert_ok(&out);
+    } else {
+        assert_one_line_error(&out, "set the scheduling policy");
+    }
+    assert!(b.state_entries().is_empty());
+}
