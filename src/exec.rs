@@ -49,13 +49,14 @@ pub struct ExecOptions {
 }
 
 /// The namespaces a joining process enters, in this order.
-const NAMESPACES: [(&str, CloneFlags); 7] = [
+const NAMESPACES: [(&str, CloneFlags); 8] = [
     ("user", CloneFlags::CLONE_NEWUSER),
     ("ipc", CloneFlags::CLONE_NEWIPC),
     ("uts", CloneFlags::CLONE_NEWUTS),
     ("net", CloneFlags::CLONE_NEWNET),
     ("pid", CloneFlags::CLONE_NEWPID),
     ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("time", crate::ns::CLONE_NEWTIME),
     ("mnt", CloneFlags::CLONE_NEWNS),
 ];
 

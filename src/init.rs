@@ -154,6 +154,11 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
                 .map_err(|e| Error::call("become uid 0 in the user namespace", e))?;
         }
     }
+    // The time namespace: made before any process runs in it, so its
+    // offsets can still be set; the program enters it at execve.
+    if plan.namespaces.time == crate::spec::NsAction::New {
+        crate::ns::new_time_namespace(&plan.time_offsets)?;
+    }
     // Our own mount namespace, cut off from the host's.
     nix::sched::unshare(CloneFlags::CLONE_NEWNS)
         .map_err(|e| Error::call("unshare the mount namespace", e))?;

@@ -36,6 +36,8 @@ pub struct Namespaces {
     pub ipc: NsAction,
     pub uts: NsAction,
     pub cgroup: NsAction,
+    /// New: made on the start path (the program enters it at execve).
+    pub time: NsAction,
 }
 
 /// One line of a uid or gid map.
@@ -191,6 +193,8 @@ pub struct Plan {
     /// The seccomp filter to load before the program runs.
     pub seccomp: Option<crate::seccomp::SeccompPlan>,
     pub hooks: crate::hooks::Hooks,
+    /// `linux.timeOffsets`, as `/proc/self/timens_offsets` takes them.
+    pub time_offsets: String,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -367,9 +371,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
     if linux.mount_label().is_some() {
         gate("linux.mountLabel")?;
     }
-    if linux.time_offsets().is_some() {
-        gate("linux.timeOffsets")?;
-    }
+    let time_offsets = plan_time_offsets(&linux, &namespaces)?;
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         gate("linux.netDevices")?;
     }
@@ -413,6 +415,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         personality,
         seccomp,
         hooks,
+        time_offsets,
         annotations,
     })
 }
@@ -463,6 +466,7 @@ fn plan_namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces> {
         ipc: NsAction::Inherit,
         uts: NsAction::Inherit,
         cgroup: NsAction::Inherit,
+        time: NsAction::Inherit,
     };
     let mut seen = Vec::new();
     let mut has_mount = false;
@@ -501,7 +505,7 @@ fn plan_namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces> {
             }
             LinuxNamespaceType::Time => {
                 gate("linux.namespaces.time")?;
-                continue;
+                &mut ns.time
             }
         };
         *slot = action;
@@ -818,6 +822,37 @@ fn plan_process(p: &oci_spec::runtime::Process, userns: &UserNs) -> Result<Proce
         io_priority,
         cpu_affinity,
     })
+}
+
+/// `monotonic SECS NANOSECS` and `boottime SECS NANOSECS` lines, for a new
+/// time namespace only.
+fn plan_time_offsets(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<String> {
+    let Some(offsets) = linux.time_offsets() else {
+        return Ok(String::new());
+    };
+    gate("linux.timeOffsets")?;
+    if ns.time != NsAction::New {
+        return Err(Error::Config(
+            "linux.timeOffsets needs a new time namespace".into(),
+        ));
+    }
+    let mut lines = Vec::new();
+    for (clock, off) in offsets {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(Error::Config(format!(
+                "linux.timeOffsets: unknown clock `{clock}`"
+            )));
+        }
+        let nanos = off.nanosecs().unwrap_or(0);
+        if nanos >= 1_000_000_000 {
+            return Err(Error::Config(format!(
+                "linux.timeOffsets.{clock}.nanosecs {nanos} is not below 1e9"
+            )));
+        }
+        lines.push(format!("{clock} {} {nanos}", off.secs().unwrap_or(0)));
+    }
+    lines.sort();
+    Ok(lines.join("\n"))
 }
 
 fn plan_scheduler(sch: &oci_spec::runtime::Scheduler) -> Result<crate::sys::SchedAttr> {

@@ -247,3 +247,43 @@ fn a_scheduler_the_caller_cannot_have_is_an_error() {
     }
     assert!(b.state_entries().is_empty());
 }
+
+#[test]
+fn a_time_namespace_gets_its_clock_offsets() {
+    let mut b = sh("cut -d' ' -f1 /proc/uptime; readlink /proc/self/ns/time");
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] =
+            json!({"boottime": {"secs": 1_000_000, "nanosecs": 0}, "monotonic": {"secs": 500}});
+    });
+    let out = b.run();
+    assert_ok(&out);
+    let got = text(&out.stdout);
+    let mut lines = got.lines();
+    let uptime: f64 = lines.next().unwrap().parse().unwrap();
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(uptime > host + 999_000.0, "uptime {uptime} vs host {host}");
+    let ours = std::fs::read_link("/proc/self/ns/time").unwrap();
+    assert_ne!(
+        lines.next().unwrap(),
+        ours.to_str().unwrap(),
+        "the program is not in a time namespace of its own"
+    );
+}
+
+#[test]
+fn time_offsets_need_a_new_time_namespace() {
+    let mut b = sh("true");
+    b.edit(|c| c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 1}}));
+    assert_one_line_error(&b.run(), "linux.timeOffsets needs a new time namespace");
+    assert!(b.state_entries().is_empty());
+}

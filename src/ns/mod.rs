@@ -47,7 +47,25 @@ pub fn join_by_path(plan: &Plan) -> Result<()> {
             setns(path, flag)?;
         }
     }
+    if let NsAction::Join(path) = &plan.namespaces.time {
+        setns(path, CLONE_NEWTIME)?;
+    }
     Ok(())
+}
+
+/// `CLONE_NEWTIME` (nix has no constant for it).
+pub const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+
+/// Make the time namespace the program will run in: `unshare` puts it in
+/// place for the children and for this process's next `execve`, and its
+/// clock offsets can be set until a process runs in it.
+pub fn new_time_namespace(offsets: &str) -> Result<()> {
+    nix::sched::unshare(CLONE_NEWTIME).map_err(|e| Error::call("unshare the time namespace", e))?;
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let path = Path::new("/proc/self/timens_offsets");
+    std::fs::write(path, offsets).map_err(|e| Error::io("write time offsets to", path, e))
 }
 
 /// The namespaces besides user and mount, with their clone flags.
