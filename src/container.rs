@@ -253,9 +253,7 @@ fn open_console(socket: &Path, id: &str) -> Result<OwnedFd> {
 
 /// `start`: release the waiting process; return once the program runs.
 pub fn start(g: &Globals, id: &str) -> Result<()> {
-    let root = StateRoot::open(&g.root)?;
-    let entry = root.entry(id)?;
-    entry.assume_owner()?;
+    let entry = open_acting(g, id)?;
     let (record, status) = entry.status()?;
     if !status.can_start() {
         return Err(Error::WrongState {
@@ -336,6 +334,15 @@ fn release(entry: &Entry, record: &Record) -> Result<()> {
     }
 }
 
+/// Open an existing container's entry to act on it, as its owner when
+/// root acts on another user's entry (see `Entry::assume_owner`). Every
+/// operation that signals or changes a container goes through here.
+pub(crate) fn open_acting(g: &Globals, id: &str) -> Result<Entry> {
+    let entry = StateRoot::open(&g.root)?.entry(id)?;
+    entry.assume_owner()?;
+    Ok(entry)
+}
+
 /// `state`: the OCI state document.
 pub fn state(g: &Globals, id: &str) -> Result<serde_json::Value> {
     let root = StateRoot::open(&g.root)?;
@@ -347,9 +354,7 @@ pub fn state(g: &Globals, id: &str) -> Result<serde_json::Value> {
 /// `kill`: send `signal` to the container process (to every process of
 /// the container with `all`).
 pub fn kill(g: &Globals, id: &str, signal: Signal, all: bool) -> Result<()> {
-    let root = StateRoot::open(&g.root)?;
-    let entry = root.entry(id)?;
-    entry.assume_owner()?;
+    let entry = open_acting(g, id)?;
     let (record, status) = entry.status()?;
     if !status.can_kill() {
         return Err(Error::WrongState {
@@ -459,13 +464,11 @@ pub fn processes(g: &Globals, id: &str) -> Result<Vec<Pid>> {
 /// running one first, and succeed for an id that does not exist.
 pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     check_id(id)?;
-    let root = StateRoot::open(&g.root)?;
-    let mut entry = match root.entry(id) {
+    let mut entry = match open_acting(g, id) {
         Ok(e) => e,
         Err(Error::NotFound { .. }) if force => return Ok(()),
         Err(e) => return Err(e),
     };
-    entry.assume_owner()?;
     if entry.is_creating() && !force {
         return Err(Error::WrongState {
             id: id.to_string(),

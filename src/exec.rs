@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::process;
 use crate::seccomp;
 use crate::spec::{self, Plan};
-use crate::state::{self, StateRoot, Status};
+use crate::state::{self, Status};
 use crate::sync::{self, Msg};
 use crate::sys::{self, Forked};
 
@@ -62,9 +62,7 @@ const NAMESPACES: [(&str, CloneFlags); 8] = [
 
 /// Run `exec`; the exit status of the program (0 with `--detach`).
 pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
-    let root = StateRoot::open(&g.root)?;
-    let entry = root.entry(id)?;
-    entry.assume_owner()?;
+    let entry = crate::container::open_acting(g, id)?;
     let (record, status) = entry.status()?;
     if status != Status::Running && status != Status::Created {
         return Err(Error::WrongState {

@@ -28,13 +28,12 @@ pub fn attach_terminal(slave: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> 
         sys::set_window_size(slave.as_fd(), rows, cols)
             .map_err(|e| Error::call("set the terminal size", e))?;
     }
-    for target in 0..=2 {
-        let mut fd = sys::adopt_fd(target);
-        let r = nix::unistd::dup2(slave, &mut fd);
-        std::mem::forget(fd);
-        r.map_err(|e| Error::call(format!("use the pty as fd {target}"), e))?;
-    }
-    Ok(())
+    let use_as = |what: &str, r: nix::Result<()>| {
+        r.map_err(|e| Error::call(format!("use the pty as {what}"), e))
+    };
+    use_as("stdin", nix::unistd::dup2_stdin(slave))?;
+    use_as("stdout", nix::unistd::dup2_stdout(slave))?;
+    use_as("stderr", nix::unistd::dup2_stderr(slave))
 }
 
 /// Set the resource limits, each both soft and hard.

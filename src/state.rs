@@ -272,11 +272,6 @@ impl StateRoot {
         Ok(StateRoot { path, dir })
     }
 
-    /// The directory's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Claim `id` for a new container: exactly one of several callers
     /// racing on one id succeeds. The entry is made under a private name,
     /// locked, and renamed into place without replacing anything, so it is

@@ -201,8 +201,9 @@ pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<
     Errno::result(ret).map(drop)
 }
 
-/// `posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)`, `grantpt`, `unlockpt` and
-/// the slave's path, from the `ptmx` at `ptmx_path`'s devpts instance.
+/// `posix_openpt(O_RDWR | O_NOCTTY)`, `grantpt`, `unlockpt`: a new pty from
+/// this mount namespace's `/dev/ptmx`; its master (close-on-exec) and the
+/// slave's path.
 pub fn open_pty() -> nix::Result<(OwnedFd, std::path::PathBuf)> {
     use nix::pty::{grantpt, posix_openpt, unlockpt};
     let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY)?;
@@ -281,31 +282,10 @@ pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
-/// Borrow one of the standard streams (0, 1 or 2), which are open for the
-/// whole life of the process.
-pub fn stdio(fd: RawFd) -> BorrowedFd<'static> {
-    debug_assert!((0..=2).contains(&fd));
-    // SAFETY: fds 0-2 stay open for the process's life (hutch never closes
-    // them; the container inherits them).
-    unsafe { BorrowedFd::borrow_raw(fd) }
-}
-
-/// Borrow an fd number we were told is open (a `--preserve-fds` fd or one
-/// received with `SCM_RIGHTS` that we own through `OwnedFd` elsewhere).
-pub fn adopt_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: the caller passes an fd it owns and will not close otherwise.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
 /// True if `fd` is open.
 pub fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD on any integer is harmless.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
-}
-
-/// Keep a borrowed fd as a plain number across `execve` boundaries.
-pub fn raw(fd: &impl AsFd) -> RawFd {
-    fd.as_fd().as_raw_fd()
 }
 
 /// Re-execute this program from a sealed in-memory copy of itself:
