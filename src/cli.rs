@@ -107,7 +107,8 @@ pub enum Command {
     },
     /// Delete a stopped container
     Delete {
-        /// Kill the container first if it runs; succeed if it does not exist
+        /// Kill the container first if it is created or running; succeed if
+        /// it does not exist
         #[arg(short, long)]
         force: bool,
         /// The container id

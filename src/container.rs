@@ -205,9 +205,11 @@ fn spawn_in(
         };
         // prestart and createRuntime: the container exists, the program
         // does not run yet; a failure undoes the create.
-        let creating = record.oci_state(Status::Creating);
-        hooks::run_all("prestart", &plan.hooks.prestart, &creating)?;
-        hooks::run_all("createRuntime", &plan.hooks.create_runtime, &creating)?;
+        // They see the container as `created`, as the runtime-tools
+        // validation suite expects (runc says `creating`).
+        let created = record.oci_state(Status::Created);
+        hooks::run_all("prestart", &plan.hooks.prestart, &created)?;
+        hooks::run_all("createRuntime", &plan.hooks.create_runtime, &created)?;
         entry.save(&record)?;
         fault::point("create:saved");
         if let Some(f) = pid_file {
@@ -269,33 +271,27 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
 /// Run the poststart hooks. From runtime-spec 1.3 a failing one stops the
 /// container and fails `start`; before, it is a warning.
 fn poststart(record: &Record) -> Result<()> {
-    let Err(e) = hooks::run_all(
-        "poststart",
-        &record.poststart,
-        &record.oci_state(Status::Running),
-    ) else {
-        return Ok(());
-    };
+    let state = record.oci_state(Status::Running);
     let fatal = !["1.0.", "1.1.", "1.2."]
         .iter()
         .any(|v| record.oci_version.starts_with(v));
     if !fatal {
-        tracing::warn!("{e}");
+        hooks::run_all_warning("poststart", &record.poststart, &state);
         return Ok(());
     }
-    let _ = stop(record);
-    Err(e)
+    hooks::run_all("poststart", &record.poststart, &state).inspect_err(|_| {
+        let _ = stop(record);
+    })
 }
 
-/// Run the poststop hooks; a failure is a warning, as the spec says.
+/// Run the poststop hooks; a failure is a warning and the rest still run,
+/// as the spec says.
 fn poststop(record: &Record) {
-    if let Err(e) = hooks::run_all(
+    hooks::run_all_warning(
         "poststop",
         &record.poststop,
         &record.oci_state(Status::Stopped),
-    ) {
-        tracing::warn!("{e}");
-    }
+    );
 }
 
 /// Tell the waiting process to go on, and return once the program runs.
@@ -460,7 +456,7 @@ pub fn processes(g: &Globals, id: &str) -> Result<Vec<Pid>> {
     Ok(pids)
 }
 
-/// `delete`: remove a stopped (or created) container; with `force`, kill a
+/// `delete`: remove a stopped container; with `force`, kill a created or
 /// running one first, and succeed for an id that does not exist.
 pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     check_id(id)?;

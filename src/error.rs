@@ -91,7 +91,11 @@ impl fmt::Display for Error {
             Error::NotFound { id } => write!(f, "container `{id}` does not exist"),
             Error::Exists { id } => write!(f, "container `{id}` already exists"),
             Error::WrongState { id, op, status } => {
-                write!(f, "cannot {op} container `{id}`: it is {status}")
+                write!(f, "cannot {op} container `{id}`: it is {status}")?;
+                if *op == "delete" && *status != "stopped" {
+                    f.write_str(" (--force kills it first)")?;
+                }
+                Ok(())
             }
             Error::Sys { step, path, errno } => {
                 write!(f, "{step} `{}`: {}", path.display(), errno.desc())

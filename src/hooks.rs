@@ -175,6 +175,16 @@ pub fn run_all(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<
     Ok(())
 }
 
+/// Run every hook of `kind` in order; a failure is a warning and the next
+/// hook still runs (poststop, and poststart before runtime-spec 1.3).
+pub fn run_all_warning(kind: &str, hooks: &[Hook], state: &serde_json::Value) {
+    for h in hooks {
+        if let Err(e) = run(kind, h, state) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
 fn run(kind: &str, h: &Hook, state: &serde_json::Value) -> Result<()> {
     let what = || format!("{kind} hook `{}`", h.path.display());
     let mut cmd = Command::new(&h.path);

@@ -4,9 +4,9 @@
 //! steps themselves live in `ns/`, `mount/` and `process.rs`.
 //!
 //! The process is cloned by `create` into its new user and pid namespaces
-//! (and network, uts, ipc and cgroup ones), waits there for `create` to
-//! write its id maps, reports ready, and waits for `start`. The start path
-//! then makes the mount namespace, the container's mounts, `pivot_root`s,
+//! (and mount, network, uts, ipc and cgroup ones), waits there for `create`
+//! to write its id maps, reports ready, and waits for `start`. The start
+//! path then makes the container's mounts, `pivot_root`s,
 //! sets up the process and `execve`s the program, which keeps this pid.
 //! Errors go back to whoever waits (create or start) as one line of text,
 //! and the process exits.
@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::sched::CloneFlags;
+use nix::mount::MsFlags;
 use nix::unistd::{Gid, Uid};
 
 use crate::error::{Error, Result};
@@ -72,7 +72,10 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
         sys::exit_now(1);
     }
     // create-time part: failures go back to `create`.
-    if let Err(e) = wait_for_maps(sync.as_fd()).and_then(|()| loopback(plan)) {
+    let prepared = wait_for_maps(sync.as_fd())
+        .and_then(|()| crate::ns::join_mount(plan))
+        .and_then(|()| loopback(plan));
+    if let Err(e) = prepared {
         let _ = sync::send(sync.as_fd(), &Msg::Error(e.to_string()));
         sys::exit_now(1);
     }
@@ -139,6 +142,11 @@ fn wait_for_maps(sync: std::os::fd::BorrowedFd<'_>) -> Result<()> {
 
 /// The start path, top to bottom. Returns only on failure.
 fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible> {
+    if !plan.has_process {
+        return Err(Error::Config(
+            "process is not set: there is nothing to start".into(),
+        ));
+    }
     // Become root of the new user namespace: files and mounts made below
     // then belong to the container's root, not to an unmapped id.
     if let UserNs::New {
@@ -159,10 +167,9 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     if plan.namespaces.time == crate::spec::NsAction::New {
         crate::ns::new_time_namespace(&plan.time_offsets)?;
     }
-    // Our own mount namespace, cut off from the host's.
-    nix::sched::unshare(CloneFlags::CLONE_NEWNS)
-        .map_err(|e| Error::call("unshare the mount namespace", e))?;
-    mount::set_root_propagation(plan.rootfs_propagation)?;
+    // In the mount namespace made (or joined) at create: cut it off from
+    // the host's first (slave: nothing mounted here shows on the host).
+    mount::set_root_propagation(MsFlags::MS_SLAVE | MsFlags::MS_REC)?;
 
     // The root, then the mounts in the order the config lists them (a
     // minimal /dev first when the config has none).
@@ -207,6 +214,10 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
         mount::pivot_into(&root)?;
     }
     drop(root);
+    // linux.rootfsPropagation applies to the container's own root; set on
+    // the host's before the pivot, `shared` would make pivot_root fail and
+    // `unbindable` the bind of the root.
+    mount::set_root_propagation(plan.rootfs_propagation)?;
 
     // startContainer hooks run in the container, paths resolved in it.
     hooks::run_all(
@@ -276,6 +287,13 @@ pub(crate) fn become_program(
     // A working directory only the container user may enter is entered
     // after the switch; try first while still root.
     let cwd_early = process::enter_cwd(&p.cwd);
+    // Only stdio and the preserved fds reach the program. Done before any
+    // filter goes in: an older profile may not allow close_range (runtime
+    // tools' default profile does not), and every fd opened from here on
+    // is close-on-exec anyway.
+    sys::reset_signals();
+    sys::cloexec_from(3 + preserve_fds)
+        .map_err(|e| Error::call("close inherited file descriptors", e))?;
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().map_err(|e| Error::call("set no_new_privs", e))?;
     }
@@ -291,10 +309,6 @@ pub(crate) fn become_program(
     if cwd_early.is_err() {
         process::enter_cwd(&p.cwd)?;
     }
-    // Only stdio and the preserved fds reach the program.
-    sys::reset_signals();
-    sys::cloexec_from(3 + preserve_fds)
-        .map_err(|e| Error::call("close inherited file descriptors", e))?;
     if let (Some(f), true) = (filter, p.no_new_privileges) {
         seccomp::load(f)?;
     }

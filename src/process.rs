@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::unistd::{Gid, Uid};
 
 use crate::error::{Error, Result};
-use crate::spec::ProcessPlan;
+use crate::spec::{CapSets, ProcessPlan};
 use crate::sys;
 
 /// PATH used when the config's environment has none.
@@ -116,20 +116,16 @@ fn home_of(uid: u32) -> Option<String> {
 /// Ambient capabilities need to be both permitted and inheritable; those
 /// that are not cannot be raised and are skipped (the kernel's rule).
 pub fn become_user(p: &ProcessPlan, setgroups_allowed: bool) -> Result<()> {
-    let c = &p.capabilities;
+    // What hutch's own bounding set lacks (or the kernel does not know)
+    // cannot be granted: it is left out, with a warning.
+    let held = caps::read(None, CapSet::Bounding)
+        .map_err(|e| Error::call("read the bounding set", errno_of(&e)))?;
+    let c = &within(&p.capabilities, &held);
     for cap in caps::all() {
-        if !c.bounding.contains(&cap) {
-            match caps::drop(None, CapSet::Bounding, cap) {
-                Ok(()) => {}
-                // A capability this kernel lacks cannot be in the set.
-                Err(_) if !caps::runtime::thread_all_supported().contains(&cap) => {}
-                Err(e) => {
-                    return Err(Error::call(
-                        format!("drop {cap} from the bounding set"),
-                        errno_of(&e),
-                    ))
-                }
-            }
+        if !c.bounding.contains(&cap) && held.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
+                Error::call(format!("drop {cap} from the bounding set"), errno_of(&e))
+            })?;
         }
     }
     caps::clear(None, CapSet::Ambient)
@@ -190,6 +186,40 @@ pub fn become_user(p: &ProcessPlan, setgroups_allowed: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `c` without the capabilities that are not in `held`, warning once about
+/// those the config asked for.
+fn within(c: &CapSets, held: &caps::CapsHashSet) -> CapSets {
+    let mut missing: Vec<Capability> = Vec::new();
+    let mut keep = |list: &[Capability]| -> Vec<Capability> {
+        list.iter()
+            .copied()
+            .filter(|cap| {
+                let ok = held.contains(cap);
+                if !ok && !missing.contains(cap) {
+                    missing.push(*cap);
+                }
+                ok
+            })
+            .collect()
+    };
+    let out = CapSets {
+        bounding: keep(&c.bounding),
+        effective: keep(&c.effective),
+        permitted: keep(&c.permitted),
+        inheritable: keep(&c.inheritable),
+        ambient: keep(&c.ambient),
+    };
+    if !missing.is_empty() {
+        missing.sort_by_key(|cap| cap.index());
+        let names: Vec<String> = missing.iter().map(|cap| cap.to_string()).collect();
+        tracing::warn!(
+            "process.capabilities: {} not in hutch's own bounding set: left out",
+            names.join(", ")
+        );
+    }
+    out
 }
 
 /// The error of a failed switch to `id`: EINVAL means the id has no
@@ -299,7 +329,7 @@ pub fn failure_status(err: &Error) -> i32 {
 /// way leads, is at or under a mount destination, or a symlink dangles.
 pub fn check_program(plan: &crate::spec::Plan) -> Result<()> {
     use std::os::unix::ffi::OsStrExt as _;
-    let Some(prog) = plan.process.args.first() else {
+    let Some(prog) = plan.process.args.first().filter(|_| plan.has_process) else {
         return Ok(());
     };
     // A root that cannot be opened fails later with its own message.

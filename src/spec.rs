@@ -38,6 +38,9 @@ pub struct Namespaces {
     pub cgroup: NsAction,
     /// New: made on the start path (the program enters it at execve).
     pub time: NsAction,
+    /// Always new (cloned at create) unless the config names one to join,
+    /// which the container process does at create.
+    pub mount: NsAction,
 }
 
 /// One line of a uid or gid map.
@@ -114,6 +117,9 @@ pub struct MountPlan {
     pub data: String,
     /// crun's `tmpcopyup`: copy the image's files into a new tmpfs.
     pub copy_up: bool,
+    /// The source a new filesystem is mounted with (what mountinfo shows):
+    /// the config's `source`, else the type.
+    pub fs_source: String,
 }
 
 /// One device node to provide in `/dev`.
@@ -185,7 +191,10 @@ pub struct Plan {
     pub userns: UserNs,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
+    /// The program; without `process` in the config (allowed by the spec
+    /// until `start`), a placeholder that `start` refuses to run.
     pub process: ProcessPlan,
+    pub has_process: bool,
     pub masked_paths: Vec<PathBuf>,
     pub readonly_paths: Vec<PathBuf>,
     pub sysctl: Vec<(String, String)>,
@@ -277,10 +286,17 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         gate("root.readonly")?;
     }
 
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::Config("process is missing".into()))?;
+    // `process` is optional until start: without it the container is
+    // made, and start fails.
+    let has_process = spec.process().is_some();
+    let placeholder;
+    let process = match spec.process() {
+        Some(p) => p,
+        None => {
+            placeholder = oci_spec::runtime::Process::default();
+            &placeholder
+        }
+    };
     let linux = spec.linux().clone().unwrap_or_default();
 
     let namespaces = plan_namespaces(&linux)?;
@@ -409,6 +425,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         hostname: spec.hostname().clone(),
         domainname: spec.domainname().clone(),
         process,
+        has_process,
         masked_paths,
         readonly_paths,
         sysctl,
@@ -467,6 +484,7 @@ fn plan_namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces> {
         uts: NsAction::Inherit,
         cgroup: NsAction::Inherit,
         time: NsAction::Inherit,
+        mount: NsAction::New,
     };
     let mut seen = Vec::new();
     let mut has_mount = false;
@@ -501,7 +519,7 @@ fn plan_namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces> {
                 if matches!(action, NsAction::Join(_)) {
                     gate("linux.namespaces.mount.path")?;
                 }
-                continue;
+                &mut ns.mount
             }
             LinuxNamespaceType::Time => {
                 gate("linux.namespaces.time")?;
@@ -1113,6 +1131,10 @@ fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountPlan> {
             "mounts: a mount on `/` is not supported; use root.path".into(),
         ));
     }
+    let fs_source = match m.source() {
+        Some(s) if !s.as_os_str().is_empty() => s.display().to_string(),
+        _ => fstype.clone(),
+    };
     Ok(MountPlan {
         destination,
         kind,
@@ -1123,6 +1145,7 @@ fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountPlan> {
         recursive_clear,
         data: data.join(","),
         copy_up,
+        fs_source,
     })
 }
 

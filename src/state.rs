@@ -54,10 +54,10 @@ impl Status {
     pub fn can_kill(self) -> bool {
         matches!(self, Status::Created | Status::Running)
     }
-    /// `delete` without `--force` takes a stopped container, and (as runc
-    /// and crun do) a created one, whose waiting process it kills.
+    /// `delete` without `--force` takes only a stopped container, as the
+    /// runtime spec requires (runc and crun also take a created one).
     pub fn can_delete(self) -> bool {
-        matches!(self, Status::Created | Status::Stopped)
+        self == Status::Stopped
     }
 }
 
@@ -696,7 +696,7 @@ mod tests {
 
     #[rstest]
     #[case(Status::Creating, false, false, false)]
-    #[case(Status::Created, true, true, true)]
+    #[case(Status::Created, true, true, false)]
     #[case(Status::Running, false, true, false)]
     #[case(Status::Stopped, false, false, true)]
     fn transitions(

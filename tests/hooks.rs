@@ -48,7 +48,7 @@ fn every_hook_runs_at_its_point_with_the_state_on_stdin() {
             pre["pid"].as_i64(),
             pre["id"].as_str()
         ),
-        (Some("creating"), Some(pid as i64), Some(b.id.as_str()))
+        (Some("created"), Some(pid as i64), Some(b.id.as_str()))
     );
 
     assert_ok(&b.hutch(&["start", &b.id]));
@@ -79,6 +79,13 @@ fn every_hook_runs_at_its_point_with_the_state_on_stdin() {
 
 fn failing(kind: &str) -> Value {
     json!({kind: [{"path": "/bin/sh", "args": ["sh", "-c", "exit 9"]}]})
+}
+
+/// A failing hook of `kind`, then one that appends `after` to `log`.
+fn failing_then_logging(kind: &str, log: &std::path::Path) -> Value {
+    let line = format!("echo after >> {}", log.display());
+    json!({kind: [{"path": "/bin/sh", "args": ["sh", "-c", "exit 9"]},
+                  {"path": "/bin/sh", "args": ["sh", "-c", line]}]})
 }
 
 #[test]
@@ -117,17 +124,21 @@ fn poststart_failure_stops_the_container_from_spec_1_3_and_warns_before() {
     become_subreaper();
     for (version, fatal) in [("1.3.0", true), ("1.2.0", false)] {
         let mut b = Bundle::new(&["/bin/sleep", "5"]);
+        let log = b.dir.join("after");
         b.edit(|c| {
             c["ociVersion"] = json!(version);
-            c["hooks"] = failing("poststart");
+            c["hooks"] = failing_then_logging("poststart", &log);
         });
         assert_ok(&b.create());
         let out = b.hutch(&["start", &b.id]);
         if fatal {
             assert_one_line_error(&out, "poststart hook `/bin/sh`: failed");
             assert_eq!(wait_exit(b.pid()), 137);
+            assert!(!log.exists(), "a hook after the failed one ran");
         } else {
             assert_ok(&out);
+            // The hooks after the failed one still run.
+            assert_eq!(std::fs::read_to_string(&log).unwrap(), "after\n");
             assert!(
                 text(&out.stderr).contains("warn: poststart hook"),
                 "{}",
@@ -142,9 +153,11 @@ fn poststart_failure_stops_the_container_from_spec_1_3_and_warns_before() {
 #[test]
 fn a_failing_poststop_hook_is_a_warning() {
     let mut b = Bundle::new(&["/bin/true"]);
-    b.edit(|c| c["hooks"] = failing("poststop"));
+    let log = b.dir.join("after");
+    b.edit(|c| c["hooks"] = failing_then_logging("poststop", &log));
     let out = b.run();
     assert_ok(&out);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "after\n");
     assert!(
         text(&out.stderr).contains("warn: poststop hook `/bin/sh`: failed"),
         "{}",

@@ -184,12 +184,16 @@ fn delete_force_kills_a_running_container() {
 }
 
 #[test]
-fn delete_of_a_created_container_kills_its_process() {
+fn delete_of_a_created_container_needs_force_and_kills_its_process() {
     become_subreaper();
     let b = Bundle::new(&["/bin/true"]);
     assert_ok(&b.create());
     let pid = b.pid();
-    assert_ok(&b.hutch(&["delete", &b.id]));
+    // Not stopped: an error that changes nothing (runtime spec, delete).
+    assert_one_line_error(&b.hutch(&["delete", &b.id]), "created");
+    assert_eq!(b.status(), "created");
+    assert!(alive(pid));
+    assert_ok(&b.hutch(&["delete", "--force", &b.id]));
     assert_eq!(wait_exit(pid), 137);
     assert!(b.state_entries().is_empty());
 }

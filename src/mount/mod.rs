@@ -44,9 +44,10 @@ impl Deferred {
     }
 }
 
-/// `mount(NULL, "/", NULL, propagation, NULL)`: cut the new mount namespace
-/// off from the host's (slave by default), so nothing mounted for the
-/// container shows on the host.
+/// `mount(NULL, "/", NULL, propagation, NULL)`: before the pivot, cut the
+/// new mount namespace off from the host's (slave, so nothing mounted for
+/// the container shows on the host); after it, the container root's
+/// `linux.rootfsPropagation`.
 pub fn set_root_propagation(propagation: MsFlags) -> Result<()> {
     nix::mount::mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .map_err(|e| Error::sys("set mount propagation of", "/", e))
@@ -87,12 +88,10 @@ pub fn apply(root: &Root, m: &MountPlan, deferred: &mut Deferred) -> Result<()> 
                 .map_err(|e| Error::sys("set flags of bind mount", source, e))?;
             attach(&tree, &target, root, dest)?;
         }
-        MountKind::Proc => bound_tree = fs_or_rbind(root, m, "proc", "proc", "/proc")?,
-        MountKind::Sysfs => bound_tree = fs_or_rbind(root, m, "sysfs", "sysfs", "/sys")?,
-        MountKind::Mqueue => bound_tree = fs_or_rbind(root, m, "mqueue", "mqueue", "/dev/mqueue")?,
-        MountKind::Cgroup => {
-            bound_tree = fs_or_rbind(root, m, "cgroup2", "cgroup", "/sys/fs/cgroup")?
-        }
+        MountKind::Proc => bound_tree = fs_or_rbind(root, m, "proc", "/proc")?,
+        MountKind::Sysfs => bound_tree = fs_or_rbind(root, m, "sysfs", "/sys")?,
+        MountKind::Mqueue => bound_tree = fs_or_rbind(root, m, "mqueue", "/dev/mqueue")?,
+        MountKind::Cgroup => bound_tree = fs_or_rbind(root, m, "cgroup2", "/sys/fs/cgroup")?,
         MountKind::Tmpfs => {
             let target = root.ensure(dest, Kind::Dir)?;
             let old = m
@@ -100,7 +99,7 @@ pub fn apply(root: &Root, m: &MountPlan, deferred: &mut Deferred) -> Result<()> 
                 .then(|| root.open_in(dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY))
                 .transpose()
                 .map_err(|e| Error::sys("open for tmpcopyup", root.display(dest), e))?;
-            mount_fs(&target, "tmpfs", "tmpfs", m.flags, &m.data)
+            mount_fs(&target, &m.fs_source, "tmpfs", m.flags, &m.data)
                 .map_err(|e| Error::sys("mount tmpfs on", root.display(dest), e))?;
             if let Some(old) = old {
                 let new = root
@@ -112,7 +111,7 @@ pub fn apply(root: &Root, m: &MountPlan, deferred: &mut Deferred) -> Result<()> 
         }
         MountKind::Devpts => {
             let target = root.ensure(dest, Kind::Dir)?;
-            match mount_fs(&target, "devpts", "devpts", m.flags, &m.data) {
+            match mount_fs(&target, &m.fs_source, "devpts", m.flags, &m.data) {
                 // A gid= that is not mapped in the user namespace is refused;
                 // drop it (buildah does the same before calling a runtime).
                 Err(Errno::EINVAL) if m.data.contains("gid=") => {
@@ -121,7 +120,7 @@ pub fn apply(root: &Root, m: &MountPlan, deferred: &mut Deferred) -> Result<()> 
                         .split(',')
                         .filter(|o| !o.starts_with("gid="))
                         .collect();
-                    mount_fs(&target, "devpts", "devpts", m.flags, &data.join(","))
+                    mount_fs(&target, &m.fs_source, "devpts", m.flags, &data.join(","))
                 }
                 other => other,
             }
@@ -179,16 +178,10 @@ fn finish_mount(
 /// A new filesystem of `fstype`, or, where the kernel refuses one (a user
 /// namespace that does not own the pid/network/ipc namespace), an rbind of
 /// the host's `host_path`. Returns true when it bound the host's tree.
-fn fs_or_rbind(
-    root: &Root,
-    m: &MountPlan,
-    fstype: &str,
-    source: &str,
-    host_path: &str,
-) -> Result<bool> {
+fn fs_or_rbind(root: &Root, m: &MountPlan, fstype: &str, host_path: &str) -> Result<bool> {
     let dest = &m.destination;
     let target = root.ensure(dest, Kind::Dir)?;
-    match mount_fs(&target, source, fstype, m.flags, &m.data) {
+    match mount_fs(&target, &m.fs_source, fstype, m.flags, &m.data) {
         Ok(()) => Ok(false),
         Err(Errno::EPERM | Errno::EACCES | Errno::EBUSY | Errno::EINVAL | Errno::ENODEV) => {
             tracing::debug!(

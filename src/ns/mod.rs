@@ -20,11 +20,15 @@ use crate::spec::{NsAction, Plan, UserNs};
 /// process can enter one, and the container process must be its pid 1),
 /// then network, uts, ipc and cgroup, so that a caller can configure them
 /// between `create` and `start` through `/proc/PID/ns/*`, as buildah and
-/// podman do. The mount namespace is made on the start path.
+/// podman do. The mount namespace is new too (the container's mounts are
+/// made in it on the start path), unless the config names one to join.
 pub fn clone_flags(plan: &Plan) -> CloneFlags {
     let mut flags = CloneFlags::empty();
     if matches!(plan.userns, UserNs::New { .. }) {
         flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    if plan.namespaces.mount == NsAction::New {
+        flags |= CloneFlags::CLONE_NEWNS;
     }
     for (action, flag) in others(plan) {
         if *action == NsAction::New {
@@ -51,6 +55,15 @@ pub fn join_by_path(plan: &Plan) -> Result<()> {
         setns(path, CLONE_NEWTIME)?;
     }
     Ok(())
+}
+
+/// Join the mount namespace the config names, in the container process at
+/// create (hutch itself must stay in its own: its state directory is there).
+pub fn join_mount(plan: &Plan) -> Result<()> {
+    match &plan.namespaces.mount {
+        NsAction::Join(path) => setns(path, CloneFlags::CLONE_NEWNS),
+        _ => Ok(()),
+    }
 }
 
 /// `CLONE_NEWTIME` (nix has no constant for it).
