@@ -74,7 +74,7 @@ pub static TABLE: &[Feature] = &[
     Feature { key: "linux.cgroupsPath", support: Ignored, note: "hutch does not manage cgroups" },
     Feature { key: "linux.resources", support: Ignored, note: "hutch does not manage cgroups; a deny-all device rule is what hutch's /dev gives anyway and is not warned about" },
     Feature { key: "linux.intelRdt", support: Err_, note: "Intel RDT is refused" },
-    Feature { key: "linux.memoryPolicy", support: Ignored, note: "the NUMA memory policy is not changed" },
+    Feature { key: "linux.memoryPolicy", support: Works, note: "set with set_mempolicy(2) by the container process at create (a node the host lacks is the kernel's error then); the program, its children and exec's processes run with it; every mode and flag of runtime-spec 1.3; a bad node list, nodes for a mode that takes none or none for one that needs some, and MPOL_F_STATIC_NODES with MPOL_F_RELATIVE_NODES are errors naming the field" },
     Feature { key: "linux.sysctl", support: Works, note: "namespaced keys only, written through the container's procfs after it is verified" },
     Feature { key: "linux.seccomp", support: Works, note: "built with libseccomp: every action but NOTIFY, errnoRet, architectures, argument checks, the LOG, TSYNC and SPEC_ALLOW flags; unknown syscall names are skipped; loaded last before execve with noNewPrivileges, else before capabilities are dropped" },
     Feature { key: "linux.seccomp.notify", support: Err_, note: "seccomp notify (SCMP_ACT_NOTIFY, listenerPath) is refused" },

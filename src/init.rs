@@ -72,7 +72,12 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
         sys::exit_now(1);
     }
     // create-time part: failures go back to `create`.
-    if let Err(e) = wait_for_maps(sync.as_fd()).and_then(|()| loopback(plan)) {
+    // The memory policy is set here, not on the start path, so that a node
+    // the host lacks fails `create`; the program inherits it.
+    let prepared = wait_for_maps(sync.as_fd())
+        .and_then(|()| loopback(plan))
+        .and_then(|()| process::set_memory_policy(plan.memory_policy.as_ref()));
+    if let Err(e) = prepared {
         let _ = sync::send(sync.as_fd(), &Msg::Error(e.to_string()));
         sys::exit_now(1);
     }

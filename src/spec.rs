@@ -190,12 +190,25 @@ pub struct Plan {
     pub readonly_paths: Vec<PathBuf>,
     pub sysctl: Vec<(String, String)>,
     pub personality: Option<libc::c_ulong>,
+    /// `linux.memoryPolicy`, ready for set_mempolicy(2).
+    pub memory_policy: Option<MemoryPolicy>,
     /// The seccomp filter to load before the program runs.
     pub seccomp: Option<crate::seccomp::SeccompPlan>,
     pub hooks: crate::hooks::Hooks,
     /// `linux.timeOffsets`, as `/proc/self/timens_offsets` takes them.
     pub time_offsets: String,
     pub annotations: BTreeMap<String, String>,
+}
+
+/// `linux.memoryPolicy`: what set_mempolicy(2) is given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryPolicy {
+    /// `MPOL_*` or'ed with the `MPOL_F_*` flags.
+    pub mode: libc::c_int,
+    /// The node mask, one bit per node.
+    pub nodemask: Vec<libc::c_ulong>,
+    /// The config's mode and nodes, for messages.
+    pub text: String,
 }
 
 /// Facts about the process running hutch that decide how a config maps to
@@ -241,7 +254,24 @@ pub fn load(bundle: &Path, host: Host) -> Result<(Plan, Vec<u8>)> {
 
 /// Parse the text of a `config.json`.
 pub fn parse(text: &[u8]) -> Result<Spec> {
-    serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()))
+    serde_json::from_slice(text).map_err(|e| Error::Config(explain(text, e)))
+}
+
+/// serde names a bad enum value but not its field: for the fields whose
+/// values are enums hutch checks, say which field it is.
+fn explain(text: &[u8], e: serde_json::Error) -> String {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(text) else {
+        return e.to_string();
+    };
+    let policy = &v["linux"]["memoryPolicy"];
+    if !policy.is_null() {
+        if let Err(pe) =
+            serde_json::from_value::<oci_spec::runtime::LinuxMemoryPolicy>(policy.clone())
+        {
+            return format!("linux.memoryPolicy: {pe}");
+        }
+    }
+    e.to_string()
 }
 
 /// Validate `spec` and build the plan.
@@ -375,9 +405,11 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         gate("linux.netDevices")?;
     }
-    if linux.memory_policy().is_some() {
-        gate("linux.memoryPolicy")?;
-    }
+    let memory_policy = linux
+        .memory_policy()
+        .as_ref()
+        .map(plan_memory_policy)
+        .transpose()?;
     let personality = match linux.personality() {
         None => None,
         Some(p) => {
@@ -416,6 +448,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         seccomp,
         hooks,
         time_offsets,
+        memory_policy,
         annotations,
     })
 }
@@ -905,27 +938,94 @@ fn plan_scheduler(sch: &oci_spec::runtime::Scheduler) -> Result<crate::sys::Sche
 
 /// A CPU list as the kernel writes them: `0-3,7`.
 fn cpu_list(text: &str) -> Result<Vec<usize>> {
-    let bad = || {
+    id_list(text, nix::sched::CpuSet::count()).ok_or_else(|| {
         Error::Config(format!(
             "process.execCPUAffinity: `{text}` is not a CPU list"
         ))
-    };
-    let mut cpus = Vec::new();
+    })
+}
+
+/// A list of numbers below `limit` as the kernel writes CPU and node lists
+/// (`0-3,7`), or `None` when it is not one or is empty.
+fn id_list(text: &str, limit: usize) -> Option<Vec<usize>> {
+    let mut ids = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (usize, usize) = (
-            a.trim().parse().map_err(|_| bad())?,
-            b.trim().parse().map_err(|_| bad())?,
-        );
-        if a > b || b >= nix::sched::CpuSet::count() {
-            return Err(bad());
+        let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        if a > b || b >= limit {
+            return None;
         }
-        cpus.extend(a..=b);
+        ids.extend(a..=b);
     }
-    if cpus.is_empty() {
-        return Err(bad());
+    (!ids.is_empty()).then_some(ids)
+}
+
+/// The most NUMA nodes a kernel can have (`MAX_NUMNODES` with the largest
+/// `NODES_SHIFT`).
+const MAX_NODES: usize = 1024;
+
+fn plan_memory_policy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<MemoryPolicy> {
+    use oci_spec::runtime::MemoryPolicyFlagType as F;
+    use oci_spec::runtime::MemoryPolicyModeType as M;
+    gate("linux.memoryPolicy")?;
+    let (mode, needs_nodes, takes_nodes) = match p.mode() {
+        M::MpolDefault => (0, false, false),
+        M::MpolPreferred => (1, false, true),
+        M::MpolBind => (2, true, true),
+        M::MpolInterleave => (3, true, true),
+        M::MpolLocal => (4, false, false),
+        M::MpolPreferredMany => (5, true, true),
+        M::MpolWeightedInterleave => (6, true, true),
+    };
+    let nodes_text = p.nodes().as_deref().unwrap_or("").trim();
+    let nodes = if nodes_text.is_empty() {
+        Vec::new()
+    } else {
+        id_list(nodes_text, MAX_NODES).ok_or_else(|| {
+            Error::Config(format!(
+                "linux.memoryPolicy.nodes: `{nodes_text}` is not a node list below {MAX_NODES}"
+            ))
+        })?
+    };
+    if nodes.is_empty() && needs_nodes {
+        return Err(Error::Config(format!(
+            "linux.memoryPolicy.nodes: {} needs at least one node",
+            p.mode()
+        )));
     }
-    Ok(cpus)
+    if !nodes.is_empty() && !takes_nodes {
+        return Err(Error::Config(format!(
+            "linux.memoryPolicy.nodes: {} takes no nodes",
+            p.mode()
+        )));
+    }
+    let mut flags = 0;
+    for f in p.flags().as_deref().unwrap_or_default() {
+        flags |= match f {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    if flags & (3 << 14) == 3 << 14 {
+        return Err(Error::Config(
+            "linux.memoryPolicy.flags: MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other"
+                .into(),
+        ));
+    }
+    let bits = libc::c_ulong::BITS as usize;
+    let mut nodemask: Vec<libc::c_ulong> = Vec::new();
+    for n in nodes {
+        if nodemask.len() <= n / bits {
+            nodemask.resize(n / bits + 1, 0);
+        }
+        nodemask[n / bits] |= 1 << (n % bits);
+    }
+    Ok(MemoryPolicy {
+        mode: mode | flags,
+        nodemask,
+        text: format!("{} nodes `{nodes_text}`", p.mode()),
+    })
 }
 
 fn cstring(field: &str, s: &str) -> Result<CString> {
@@ -1282,6 +1382,17 @@ mod tests {
             container_path("t", Path::new(input)).unwrap(),
             PathBuf::from(want)
         );
+    }
+
+    #[test]
+    fn memory_policy_nodemask() {
+        let p: oci_spec::runtime::LinuxMemoryPolicy = serde_json::from_value(serde_json::json!(
+            {"mode": "MPOL_INTERLEAVE", "nodes": "0,2-3,65", "flags": ["MPOL_F_RELATIVE_NODES"]}
+        ))
+        .unwrap();
+        let plan = plan_memory_policy(&p).unwrap();
+        assert_eq!(plan.mode, 3 | 1 << 14);
+        assert_eq!(plan.nodemask, [0b1101, 0b10]);
     }
 
     #[test]

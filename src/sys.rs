@@ -407,3 +407,23 @@ pub fn ioprio_set(class: u32, level: u32) -> nix::Result<()> {
     };
     Errno::result(ret).map(drop)
 }
+
+/// `set_mempolicy(mode, nodemask, maxnode)`: this thread's NUMA memory
+/// policy (`mode` with its `MPOL_F_*` flags), which children and `execve`
+/// keep. An empty `nodemask` passes NULL.
+pub fn set_mempolicy(mode: libc::c_int, nodemask: &[libc::c_ulong]) -> nix::Result<()> {
+    let (ptr, maxnode) = if nodemask.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        // The kernel reads maxnode - 1 bits of the mask (libnuma passes
+        // its size + 1 for that reason).
+        (
+            nodemask.as_ptr(),
+            nodemask.len() * libc::c_ulong::BITS as usize + 1,
+        )
+    };
+    // SAFETY: `ptr` is NULL or points at `nodemask`, alive across the call,
+    // whose length in bits is maxnode - 1.
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    Errno::result(ret).map(drop)
+}
