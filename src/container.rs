@@ -133,6 +133,9 @@ fn spawn_in(
         .as_ref()
         .map(|p| crate::seccomp::compile(p, &g.root))
         .transpose()?;
+    // Idmapped mounts need real root over the source's file system: made
+    // here, on the host side, and attached by the container process.
+    let idmapped = crate::mount::idmap::prepare(plan)?;
     let pid = match sys::clone_process(ns::clone_flags(plan))
         .map_err(|e| Error::call("clone the container process", e))?
     {
@@ -153,12 +156,13 @@ fn spawn_in(
                     setgroups_allowed,
                     die_with_parent: opts.die_with_parent,
                     seccomp: compiled,
+                    idmapped,
                 },
             )
         }
         Forked::Parent(pid) => pid,
     };
-    drop((child_sock, listener, entry_dir, console));
+    drop((child_sock, listener, entry_dir, console, idmapped));
     fault::point("create:cloned");
 
     let finish = || -> Result<Record> {

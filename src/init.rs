@@ -52,6 +52,8 @@ pub struct InitArgs {
     pub setgroups_allowed: bool,
     /// The seccomp filter, compiled at create.
     pub seccomp: Option<seccomp::Compiled>,
+    /// Per mount of the plan, the detached idmapped tree `create` made.
+    pub idmapped: Vec<Option<OwnedFd>>,
     /// `run` without `--detach`: the program dies with the hutch that waits
     /// for it (a job scheduler that SIGKILLs it must not leave it behind).
     pub die_with_parent: bool,
@@ -176,8 +178,9 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
         dev::mount_minimal(&root)?;
     }
     let mut deferred = Deferred::default();
-    for m in &plan.mounts {
-        mount::apply(&root, m, &mut deferred)?;
+    for (i, m) in plan.mounts.iter().enumerate() {
+        let prepared = args.idmapped.get(i).and_then(Option::as_ref);
+        mount::apply(&root, m, prepared, &mut deferred)?;
     }
     dev::populate(&root, &plan.devices, args.in_userns)?;
     if let Some(console) = &args.console {

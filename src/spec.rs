@@ -114,6 +114,21 @@ pub struct MountPlan {
     pub data: String,
     /// crun's `tmpcopyup`: copy the image's files into a new tmpfs.
     pub copy_up: bool,
+    /// An idmapped bind mount (`uidMappings`, `idmap`, `ridmap`).
+    pub idmap: Option<MountIdMap>,
+}
+
+/// The id mapping of an idmapped bind mount: the maps of the user
+/// namespace given to `mount_setattr(MOUNT_ATTR_IDMAP)`. An id of the
+/// source file system (`inside`, the config's `containerID`) shows through
+/// the mount as `outside` (`hostID`), which the container's own user
+/// namespace, if any, then maps as it maps every id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountIdMap {
+    pub uid_map: Vec<IdRange>,
+    pub gid_map: Vec<IdRange>,
+    /// `ridmap`: the mounts under the source (with `rbind`) too.
+    pub recursive: bool,
 }
 
 /// One device node to provide in `/dev`.
@@ -355,7 +370,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
 
     let mut mounts = Vec::new();
     for m in spec.mounts().as_deref().unwrap_or_default() {
-        mounts.push(plan_mount(m, bundle)?);
+        mounts.push(plan_mount(m, bundle, &userns, host)?);
     }
     let minimal_dev = !mounts.iter().any(|m| m.destination == Path::new("/dev"));
 
@@ -561,34 +576,40 @@ fn ranges(maps: &Option<Vec<LinuxIdMapping>>) -> Vec<IdRange> {
         .collect()
 }
 
+/// A map the kernel takes: no empty or overflowing range, at most 340
+/// ranges, none overlapping another on either side.
+fn check_ranges(field: &str, map: &[IdRange]) -> Result<()> {
+    if map.iter().any(|r| {
+        r.count == 0
+            || r.inside.checked_add(r.count).is_none()
+            || r.outside.checked_add(r.count).is_none()
+    }) {
+        return Err(Error::Config(format!(
+            "{field}: a range is empty or overflows"
+        )));
+    }
+    if map.len() > 340 {
+        return Err(Error::Config(format!("{field}: more than 340 ranges")));
+    }
+    for (i, a) in map.iter().enumerate() {
+        for b in &map[i + 1..] {
+            let overlap = |x: u32, y: u32| x < y + b.count && y < x + a.count;
+            if overlap(a.inside, b.inside) || overlap(a.outside, b.outside) {
+                return Err(Error::Config(format!("{field}: ranges overlap")));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn plan_userns(linux: &oci_spec::runtime::Linux, action: &NsAction, host: Host) -> Result<UserNs> {
     let uid_map = ranges(linux.uid_mappings());
     let gid_map = ranges(linux.gid_mappings());
     if !uid_map.is_empty() || !gid_map.is_empty() {
         gate("linux.uidMappings")?;
     }
-    for (what, map) in [("uidMappings", &uid_map), ("gidMappings", &gid_map)] {
-        if map.iter().any(|r| {
-            r.count == 0
-                || r.inside.checked_add(r.count).is_none()
-                || r.outside.checked_add(r.count).is_none()
-        }) {
-            return Err(Error::Config(format!(
-                "linux.{what}: a range is empty or overflows"
-            )));
-        }
-        if map.len() > 340 {
-            return Err(Error::Config(format!("linux.{what}: more than 340 ranges")));
-        }
-        for (i, a) in map.iter().enumerate() {
-            for b in &map[i + 1..] {
-                let overlap = |x: u32, y: u32| x < y + b.count && y < x + a.count;
-                if overlap(a.inside, b.inside) || overlap(a.outside, b.outside) {
-                    return Err(Error::Config(format!("linux.{what}: ranges overlap")));
-                }
-            }
-        }
-    }
+    check_ranges("linux.uidMappings", &uid_map)?;
+    check_ranges("linux.gidMappings", &gid_map)?;
 
     match action {
         NsAction::Join(p) => {
@@ -1085,12 +1106,15 @@ pub fn container_path(field: &str, p: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountPlan> {
+fn plan_mount(m: &Mount, bundle: &Path, userns: &UserNs, host: Host) -> Result<MountPlan> {
     gate("mounts")?;
     let destination = container_path("mounts.destination", m.destination())?;
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+    let has_maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
+    if has_maps {
         gate("mounts.uidMappings")?;
     }
+    // None, `idmap` or `ridmap` (the last one given wins).
+    let mut idmap_option: Option<bool> = None;
     let fstype = m.typ().clone().unwrap_or_default();
     let options = m.options().clone().unwrap_or_default();
 
@@ -1139,7 +1163,10 @@ fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountPlan> {
             "rslave" => propagation = MsFlags::MS_SLAVE | MsFlags::MS_REC,
             "unbindable" => propagation = MsFlags::MS_UNBINDABLE,
             "runbindable" => propagation = MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-            "idmap" | "ridmap" => gate("mounts.options.idmap")?,
+            "idmap" | "ridmap" => {
+                gate("mounts.options.idmap")?;
+                idmap_option = Some(o == "ridmap");
+            }
             "tmpcopyup" => {
                 gate("mounts.options.tmpcopyup")?;
                 copy_up = true;
@@ -1213,6 +1240,18 @@ fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountPlan> {
             "mounts: a mount on `/` is not supported; use root.path".into(),
         ));
     }
+    let idmap = if has_maps || idmap_option.is_some() {
+        Some(plan_mount_idmap(
+            m,
+            &destination,
+            &kind,
+            idmap_option.unwrap_or(false),
+            userns,
+            host,
+        )?)
+    } else {
+        None
+    };
     Ok(MountPlan {
         destination,
         kind,
@@ -1223,6 +1262,63 @@ fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountPlan> {
         recursive_clear,
         data: data.join(","),
         copy_up,
+        idmap,
+    })
+}
+
+/// The mapping of an idmapped mount: the mount's own maps, or, for `idmap`
+/// or `ridmap` without them, those of the container's new user namespace
+/// (as runtime-spec 1.1 allows). Only bind mounts, and only as real root:
+/// `MOUNT_ATTR_IDMAP` needs CAP_SYS_ADMIN in the user namespace that owns
+/// the source's file system, the initial one for the host's.
+fn plan_mount_idmap(
+    m: &Mount,
+    destination: &Path,
+    kind: &MountKind,
+    recursive: bool,
+    userns: &UserNs,
+    host: Host,
+) -> Result<MountIdMap> {
+    let dest = destination.display();
+    if !matches!(kind, MountKind::Bind { .. }) {
+        return Err(Error::Config(format!(
+            "mounts: idmapped mount on `{dest}`: only bind mounts can be idmapped"
+        )));
+    }
+    if host.euid != 0 || !host.initial_userns {
+        return Err(Error::Config(format!(
+            "mounts: idmapped mount on `{dest}` needs real root (CAP_SYS_ADMIN over the source's file system)"
+        )));
+    }
+    let (uid_map, gid_map) = match (m.uid_mappings(), m.gid_mappings()) {
+        (Some(_), Some(_)) => (ranges(m.uid_mappings()), ranges(m.gid_mappings())),
+        (None, None) => match userns {
+            UserNs::New {
+                uid_map, gid_map, ..
+            } => (uid_map.clone(), gid_map.clone()),
+            _ => {
+                return Err(Error::Config(format!(
+                    "mounts: idmapped mount on `{dest}` has no uidMappings and gidMappings, and the container has no new user namespace whose maps it could use"
+                )))
+            }
+        },
+        _ => {
+            return Err(Error::Config(format!(
+                "mounts: idmapped mount on `{dest}`: uidMappings and gidMappings must be given together"
+            )))
+        }
+    };
+    if uid_map.is_empty() || gid_map.is_empty() {
+        return Err(Error::Config(format!(
+            "mounts: idmapped mount on `{dest}` has an empty uidMappings or gidMappings"
+        )));
+    }
+    check_ranges(&format!("mounts: uidMappings of `{dest}`"), &uid_map)?;
+    check_ranges(&format!("mounts: gidMappings of `{dest}`"), &gid_map)?;
+    Ok(MountIdMap {
+        uid_map,
+        gid_map,
+        recursive,
     })
 }
 

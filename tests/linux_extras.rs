@@ -112,3 +112,199 @@ fn bad_memory_policies_fail_create_naming_the_field() {
         nothing_left(&b);
     }
 }
+
+/// A host directory (beside the bundle) holding a file owned by 1234:1234
+/// (as root; a plain user cannot give files away) and a bind mount of it
+/// on `/mnt` with `options`.
+fn idmapped_bundle(script: &str, options: &[&str]) -> Bundle {
+    let mut b = sh(script);
+    let src = b.dir.join("shared");
+    std::fs::create_dir(&src).unwrap();
+    // The image has the mount point: a container root mapped to another id
+    // could not make it in a root-owned image.
+    std::fs::create_dir(b.rootfs().join("mnt")).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    if who() == Who::Root {
+        std::os::unix::fs::chown(src.join("f"), Some(1234), Some(1234)).unwrap();
+    }
+    let src = src.to_str().unwrap().to_string();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "bind", "source": src,
+            "options": options,
+        }))
+    });
+    b
+}
+
+fn mount_maps(b: &mut Bundle, inside: u32, outside: u32, size: u32) {
+    b.edit(|c| {
+        let m = c["mounts"].as_array_mut().unwrap().last_mut().unwrap();
+        m["uidMappings"] = json!([{"containerID": inside, "hostID": outside, "size": size}]);
+        m["gidMappings"] = json!([{"containerID": inside, "hostID": outside, "size": size}]);
+    });
+}
+
+#[test]
+fn an_idmapped_mount_shows_the_mapped_owner() {
+    let mut b = idmapped_bundle("stat -c '%u:%g' /mnt/f", &["bind", "idmap"]);
+    mount_maps(&mut b, 1234, 4321, 1);
+    let out = b.run();
+    if who() == Who::Root {
+        assert_ok(&out);
+        assert_eq!(text(&out.stdout), "4321:4321\n");
+        // The file itself is not changed.
+        let st = std::fs::metadata(b.dir.join("shared/f")).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&st), 1234);
+    } else {
+        assert_one_line_error(
+            &out,
+            "mounts: idmapped mount on `/mnt` needs real root (CAP_SYS_ADMIN over the source's file system)",
+        );
+        nothing_left(&b);
+    }
+}
+
+#[test]
+fn an_idmapped_mount_without_its_own_maps_uses_the_containers() {
+    // Root's container in a user namespace (0 → 100000): through an
+    // idmapped mount the host's root-owned files belong to the container's
+    // root, and what it writes is owned by root on the host.
+    let mut b = idmapped_bundle(
+        "stat -c '%u:%g' /mnt/g /mnt/f; touch /mnt/new; stat -c '%u:%g' /mnt/new",
+        &["bind", "idmap"],
+    );
+    if who() == Who::Root {
+        std::fs::write(b.dir.join("shared/g"), "y").unwrap();
+    }
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+    let out = b.run();
+    if who() == Who::Root {
+        assert_ok(&out);
+        // 1234 on disk shows as 1234 too: the same map applies to every id.
+        assert_eq!(text(&out.stdout), "0:0\n1234:1234\n0:0\n");
+        let st = std::fs::metadata(b.dir.join("shared/new")).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&st), 0);
+    } else {
+        // A plain user's maps are its own; they stop at the privilege.
+        assert_one_line_error(&out, "mounts: idmapped mount on `/mnt` needs real root");
+        nothing_left(&b);
+    }
+}
+
+#[test]
+fn without_idmap_the_same_container_sees_the_overflow_id() {
+    // The control for the test above: the same bundle and user namespace,
+    // no idmap, and the root-owned file belongs to nobody.
+    let mut b = idmapped_bundle("stat -c '%u' /mnt/g", &["bind"]);
+    std::fs::write(b.dir.join("shared/g"), "y").unwrap();
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        if who() == Who::Root {
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        }
+    });
+    let out = b.run();
+    assert_ok(&out);
+    // As root the file's owner (0) is outside the map; as a plain user it
+    // is the user itself, which the container sees as root.
+    let want = if who() == Who::Root { "65534\n" } else { "0\n" };
+    assert_eq!(text(&out.stdout), want);
+}
+
+#[test]
+fn ridmap_maps_the_mounts_under_the_source_and_idmap_does_not() {
+    if who() != Who::Root {
+        let mut b = idmapped_bundle("true", &["rbind", "ridmap"]);
+        mount_maps(&mut b, 1234, 4321, 1);
+        assert_one_line_error(&b.run(), "mounts: idmapped mount on `/mnt` needs real root");
+        nothing_left(&b);
+        return;
+    }
+    for (option, want) in [("ridmap", "4321\n4321\n"), ("idmap", "4321\n1234\n")] {
+        let mut b = idmapped_bundle("stat -c '%u' /mnt/f /mnt/sub/g", &["rbind", option]);
+        mount_maps(&mut b, 1234, 4321, 1);
+        // A tmpfs (which supports idmapping) mounted under the source.
+        let sub = b.dir.join("shared/sub");
+        std::fs::create_dir(&sub).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(&sub)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::write(sub.join("g"), "z").unwrap();
+        std::os::unix::fs::chown(sub.join("g"), Some(1234), Some(1234)).unwrap();
+        let out = b.run();
+        let _ = std::process::Command::new("umount").arg(&sub).status();
+        assert_ok(&out);
+        assert_eq!(text(&out.stdout), want, "{option}");
+    }
+}
+
+#[test]
+fn idmapped_mounts_hutch_cannot_make_fail_create_naming_the_mount() {
+    let root = who() == Who::Root;
+    // The kernel refuses to idmap a procfs: as root, that is the error.
+    let mut b = sh("true");
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "bind", "source": "/proc",
+            "options": ["rbind", "idmap"],
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        }))
+    });
+    let out = b.create();
+    if root {
+        assert_one_line_error(&out, "make the idmapped mount of `/proc` for `/mnt` (its file system does not support idmapped mounts): Invalid argument");
+    } else {
+        assert_one_line_error(&out, "mounts: idmapped mount on `/mnt` needs real root");
+    }
+    nothing_left(&b);
+
+    // Mistakes in the config, whoever runs it (checked before the
+    // privilege as root, after it as a plain user).
+    let cases: [(serde_json::Value, &str); 3] = [
+        (
+            json!({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"],
+                   "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}],
+                   "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}),
+            "mounts: idmapped mount on `/mnt`: only bind mounts can be idmapped",
+        ),
+        (
+            json!({"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"],
+                   "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}),
+            "uidMappings and gidMappings must be given together",
+        ),
+        (
+            // The base config has no user namespace of its own for root.
+            json!({"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}),
+            "has no uidMappings and gidMappings, and the container has no new user namespace",
+        ),
+    ];
+    for (i, (mount, message)) in cases.into_iter().enumerate() {
+        let mut b = sh("true");
+        b.edit(|c| c["mounts"].as_array_mut().unwrap().push(mount.clone()));
+        let out = b.create();
+        if root || i == 0 {
+            assert_one_line_error(&out, message);
+        } else {
+            assert_one_line_error(&out, "needs real root");
+        }
+        nothing_left(&b);
+    }
+}
