@@ -70,7 +70,7 @@ pub static TABLE: &[Feature] = &[
     Feature { key: "linux.uidMappings", support: Works, note: "a single mapping of the caller's own id is written directly; other maps go through newuidmap/newgidmap" },
     Feature { key: "linux.timeOffsets", support: Works, note: "monotonic and boottime offsets of a new time namespace (an error without one)" },
     Feature { key: "linux.devices", support: Works, note: "bound from the host inside a user namespace, made with mknod as real root" },
-    Feature { key: "linux.netDevices", support: Err_, note: "moving network devices is refused" },
+    Feature { key: "linux.netDevices", support: Works, note: "moved by create, as real root, from the host's network namespace into the container's new one (both required: an error otherwise, naming the device) over rtnetlink, renamed to name (a %d template lets the kernel number it), with its permanent global addresses added back and the device up; a device missing on the host or a name taken in the container is an error that moves nothing; nothing is done at delete: when the namespace goes, the kernel returns physical devices to the host and destroys virtual ones (a veth with its peer)" },
     Feature { key: "linux.cgroupsPath", support: Ignored, note: "hutch does not manage cgroups" },
     Feature { key: "linux.resources", support: Ignored, note: "hutch does not manage cgroups; a deny-all device rule is what hutch's /dev gives anyway and is not warned about" },
     Feature { key: "linux.intelRdt", support: Err_, note: "Intel RDT is refused" },

@@ -131,6 +131,7 @@ pub fn document() -> serde_json::Value {
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": works("mounts.uidMappings")}},
+            "netDevices": {"enabled": works("linux.netDevices")},
             "memoryPolicy": if works("linux.memoryPolicy") {
                 serde_json::json!({
                     "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",

@@ -205,6 +205,8 @@ pub struct Plan {
     pub readonly_paths: Vec<PathBuf>,
     pub sysctl: Vec<(String, String)>,
     pub personality: Option<libc::c_ulong>,
+    /// `linux.netDevices`, sorted by host name.
+    pub net_devices: Vec<NetDevicePlan>,
     /// `linux.memoryPolicy`, ready for set_mempolicy(2).
     pub memory_policy: Option<MemoryPolicy>,
     /// The seccomp filter to load before the program runs.
@@ -213,6 +215,16 @@ pub struct Plan {
     /// `linux.timeOffsets`, as `/proc/self/timens_offsets` takes them.
     pub time_offsets: String,
     pub annotations: BTreeMap<String, String>,
+}
+
+/// One network device to move into the container's network namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetDevicePlan {
+    /// Its name on the host.
+    pub host_name: String,
+    /// Its name in the container (the host name when the config gives
+    /// none; a `%d` lets the kernel number it).
+    pub name: String,
 }
 
 /// `linux.memoryPolicy`: what set_mempolicy(2) is given.
@@ -417,9 +429,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         gate("linux.mountLabel")?;
     }
     let time_offsets = plan_time_offsets(&linux, &namespaces)?;
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        gate("linux.netDevices")?;
-    }
+    let net_devices = plan_net_devices(&linux, &namespaces, host)?;
     let memory_policy = linux
         .memory_policy()
         .as_ref()
@@ -463,6 +473,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         seccomp,
         hooks,
         time_offsets,
+        net_devices,
         memory_policy,
         annotations,
     })
@@ -955,6 +966,72 @@ fn plan_scheduler(sch: &oci_spec::runtime::Scheduler) -> Result<crate::sys::Sche
         deadline: sch.deadline().unwrap_or(0),
         period: sch.period().unwrap_or(0),
     })
+}
+
+/// Network devices move from the host's network namespace into a new one
+/// of the container's: that takes CAP_NET_ADMIN over the host's, which only
+/// real root has.
+fn plan_net_devices(
+    linux: &oci_spec::runtime::Linux,
+    ns: &Namespaces,
+    host: Host,
+) -> Result<Vec<NetDevicePlan>> {
+    let mut out: Vec<NetDevicePlan> = Vec::new();
+    for (host_name, d) in linux.net_devices().clone().unwrap_or_default() {
+        gate("linux.netDevices")?;
+        let name = d.name().clone().unwrap_or_else(|| host_name.clone());
+        check_ifname(&host_name, &host_name, false)?;
+        check_ifname(&host_name, &name, true)?;
+        out.push(NetDevicePlan { host_name, name });
+    }
+    out.sort_by(|a, b| a.host_name.cmp(&b.host_name));
+    let Some(first) = out.first() else {
+        return Ok(out);
+    };
+    if ns.net != NsAction::New {
+        return Err(Error::Config(format!(
+            "linux.netDevices: moving `{}` needs a new network namespace (linux.namespaces has no network entry without a path)",
+            first.host_name
+        )));
+    }
+    if host.euid != 0 || !host.initial_userns {
+        return Err(Error::Config(format!(
+            "linux.netDevices: moving `{}` needs real root (CAP_NET_ADMIN in the host's network namespace)",
+            first.host_name
+        )));
+    }
+    for (i, a) in out.iter().enumerate() {
+        if let Some(b) = out[i + 1..]
+            .iter()
+            .find(|b| b.name == a.name && !a.name.contains('%'))
+        {
+            return Err(Error::Config(format!(
+                "linux.netDevices: `{}` and `{}` would both be `{}` in the container",
+                a.host_name, b.host_name, a.name
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A network interface name the kernel takes: 1 to 15 bytes, not `.` or
+/// `..`, no `/`, `:`, whitespace or NUL; `%d` (once) only in a new name.
+fn check_ifname(device: &str, name: &str, template_ok: bool) -> Result<()> {
+    let bad_char = |c: char| c == '/' || c == ':' || c == '\0' || c.is_whitespace();
+    let percents = name.matches('%').count();
+    let template = percents == 1 && name.contains("%d");
+    if name.is_empty()
+        || name.len() > 15
+        || name == "."
+        || name == ".."
+        || name.chars().any(bad_char)
+        || (percents > 0 && !(template && template_ok))
+    {
+        return Err(Error::Config(format!(
+            "linux.netDevices: `{name}` (for `{device}`) is not a network interface name"
+        )));
+    }
+    Ok(())
 }
 
 /// A CPU list as the kernel writes them: `0-3,7`.

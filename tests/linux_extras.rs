@@ -308,3 +308,223 @@ fn idmapped_mounts_hutch_cannot_make_fail_create_naming_the_mount() {
         nothing_left(&b);
     }
 }
+
+/// A veth pair on the host (root only), with a permanent global IPv4 and
+/// IPv6 address on its first end; whatever is left of it goes when dropped.
+struct Veth {
+    a: String,
+    b: String,
+}
+
+impl Veth {
+    fn new() -> Veth {
+        let tag = unique_id("").replace('-', "");
+        // Interface names have at most 15 bytes.
+        let tag = &tag[tag.len().saturating_sub(10)..];
+        let v = Veth {
+            a: format!("hx{tag}a"),
+            b: format!("hx{tag}b"),
+        };
+        ip(&["link", "add", &v.a, "type", "veth", "peer", "name", &v.b]);
+        ip(&["addr", "add", "10.213.7.1/24", "dev", &v.a]);
+        ip(&[
+            "-6",
+            "addr",
+            "add",
+            "fd00:213:7::1/64",
+            "dev",
+            &v.a,
+            "nodad",
+        ]);
+        v
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        for n in [&self.a, &self.b] {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", n])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// `ip ARGS` on the host, which must succeed; its output.
+fn ip(args: &[&str]) -> String {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    text(&out.stdout)
+}
+
+/// True while the host has a link called `name`.
+fn host_has_link(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+fn with_netns(b: &mut Bundle) {
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "network"}))
+    });
+}
+
+#[test]
+fn a_net_device_moves_into_the_container_renamed_up_with_its_addresses() {
+    if who() != Who::Root {
+        let mut b = sh("true");
+        with_netns(&mut b);
+        b.edit(|c| c["linux"]["netDevices"] = json!({"hxdev0": {"name": "ctr0"}}));
+        assert_one_line_error(
+            &b.create(),
+            "linux.netDevices: moving `hxdev0` needs real root (CAP_NET_ADMIN in the host's network namespace)",
+        );
+        nothing_left(&b);
+        return;
+    }
+    become_subreaper();
+    let veth = Veth::new();
+    let mut b = sh("ip -o link show ctr0; ip -o addr show ctr0 scope global");
+    with_netns(&mut b);
+    b.edit(|c| c["linux"]["netDevices"] = json!({veth.a.clone(): {"name": "ctr0"}}));
+    assert_ok(&b.create());
+    // Moved at create: gone from the host, its peer still there.
+    assert!(!host_has_link(&veth.a));
+    assert!(host_has_link(&veth.b));
+    assert_ok(&b.hutch(&["start", &b.id]));
+    assert_eq!(wait_exit(b.pid()), 0);
+    let inside = std::fs::read_to_string(b.dir.join("stdout")).unwrap();
+    assert!(inside.contains(": ctr0@"), "{inside}");
+    let flags = inside.split(['<', '>']).nth(1).unwrap_or("");
+    assert!(flags.split(',').any(|f| f == "UP"), "{inside}");
+    assert!(inside.contains("inet 10.213.7.1/24"), "{inside}");
+    assert!(inside.contains("inet6 fd00:213:7::1/64"), "{inside}");
+    assert_ok(&b.hutch(&["delete", &b.id]));
+    // The namespace is gone: the kernel destroys a veth in it, and its peer
+    // with it (asynchronously).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while host_has_link(&veth.b) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !host_has_link(&veth.b),
+        "the veth pair outlived the container"
+    );
+    assert!(!host_has_link(&veth.a));
+}
+
+#[test]
+fn a_net_device_without_a_new_name_keeps_its_own() {
+    if who() != Who::Root {
+        let mut b = sh("true");
+        with_netns(&mut b);
+        b.edit(|c| c["linux"]["netDevices"] = json!({"hxdev1": {}}));
+        assert_one_line_error(
+            &b.create(),
+            "linux.netDevices: moving `hxdev1` needs real root",
+        );
+        nothing_left(&b);
+        return;
+    }
+    let veth = Veth::new();
+    let mut b = sh(&format!("cat /sys/class/net/{}/operstate", veth.a));
+    with_netns(&mut b);
+    // sysfs shows the container's network namespace only when mounted in it.
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/sys");
+        mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs"}));
+        c["linux"]["netDevices"] = json!({veth.a.clone(): {}});
+    });
+    let out = b.run();
+    assert_ok(&out);
+    // Up on the container's side; its peer on the host is down, so the
+    // carrier is not: "lowerlayerdown".
+    assert_eq!(text(&out.stdout), "lowerlayerdown\n");
+}
+
+#[test]
+fn net_devices_that_cannot_move_fail_create_and_leave_the_host_as_it_was() {
+    let root = who() == Who::Root;
+    let veth = root.then(Veth::new);
+    let dev = veth.as_ref().map_or("hxdev2".to_string(), |v| v.a.clone());
+    let cases: Vec<(serde_json::Value, bool, String)> = vec![
+        // (netDevices, needs a network namespace, message as root)
+        (
+            json!({"hxnosuchdev": {}}),
+            true,
+            "find network device `hxnosuchdev` on the host: No such device".into(),
+        ),
+        (
+            json!({&dev: {"name": "lo"}}),
+            true,
+            format!("move network device `{dev}` into the container as `lo` (a device there has that name): File exists"),
+        ),
+        (
+            json!({&dev: {"name": "ctr0"}}),
+            false,
+            format!("linux.netDevices: moving `{dev}` needs a new network namespace"),
+        ),
+        (
+            json!({&dev: {"name": "ctr0"}, "hxother": {"name": "ctr0"}}),
+            true,
+            format!("linux.netDevices: `{dev}` and `hxother` would both be `ctr0` in the container"),
+        ),
+        (
+            json!({&dev: {"name": "a/b"}}),
+            true,
+            format!("linux.netDevices: `a/b` (for `{dev}`) is not a network interface name"),
+        ),
+    ];
+    for (devices, netns, message) in cases {
+        let mut b = sh("true");
+        if netns {
+            with_netns(&mut b);
+        }
+        b.edit(|c| c["linux"]["netDevices"] = devices.clone());
+        let out = b.create();
+        if root || !netns || message.contains("not a network interface name") {
+            assert_one_line_error(&out, &message);
+        } else {
+            assert_one_line_error(&out, "needs real root");
+        }
+        nothing_left(&b);
+        if let Some(v) = &veth {
+            // Still on the host, with its address.
+            assert!(ip(&["-o", "addr", "show", &v.a]).contains("inet 10.213.7.1/24"));
+        }
+    }
+}
+
+#[test]
+fn a_templated_name_is_numbered_by_the_kernel() {
+    if who() != Who::Root {
+        let mut b = sh("true");
+        with_netns(&mut b);
+        b.edit(|c| c["linux"]["netDevices"] = json!({"hxdev3": {"name": "hxe%d"}}));
+        assert_one_line_error(
+            &b.create(),
+            "linux.netDevices: moving `hxdev3` needs real root",
+        );
+        nothing_left(&b);
+        return;
+    }
+    let veth = Veth::new();
+    let mut b = sh("ls /sys/class/net");
+    with_netns(&mut b);
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/sys");
+        mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs"}));
+        c["linux"]["netDevices"] = json!({veth.a.clone(): {"name": "hxe%d"}});
+    });
+    let out = b.run();
+    assert_ok(&out);
+    assert_eq!(text(&out.stdout), "hxe0\nlo\n");
+}
