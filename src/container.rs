@@ -113,6 +113,10 @@ fn spawn_in(
         .map_err(|e| Error::io("open", &entry.path, e))?;
     let (parent_sock, child_sock) =
         sync::pair().map_err(|e| Error::call("make a socket pair", e))?;
+    // Idmapped mounts need real root over the source's file system: made
+    // here, on the host side (before joining a user namespace by path,
+    // which would take that away), and attached by the container process.
+    let idmapped = crate::mount::idmap::prepare(plan)?;
     ns::join_by_path(plan)?;
 
     let in_userns = !g.host.initial_userns || !matches!(plan.userns, UserNs::Inherit);
@@ -133,9 +137,6 @@ fn spawn_in(
         .as_ref()
         .map(|p| crate::seccomp::compile(p, &g.root))
         .transpose()?;
-    // Idmapped mounts need real root over the source's file system: made
-    // here, on the host side, and attached by the container process.
-    let idmapped = crate::mount::idmap::prepare(plan)?;
     let pid = match sys::clone_process(ns::clone_flags(plan))
         .map_err(|e| Error::call("clone the container process", e))?
     {

@@ -198,7 +198,8 @@ impl Route {
         socket::sendto(self.fd.as_raw_fd(), &msg, &kernel, MsgFlags::empty())?;
 
         let mut replies = Vec::new();
-        let mut buf = vec![0u8; 32 * 1024];
+        // The kernel fills a dump's datagrams to at most 32 KiB.
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = match socket::recv(self.fd.as_fd().as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => n,
