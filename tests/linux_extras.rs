@@ -528,3 +528,53 @@ fn a_templated_name_is_numbered_by_the_kernel() {
     assert_ok(&out);
     assert_eq!(text(&out.stdout), "hxe0\nlo\n");
 }
+
+#[test]
+fn an_idmapped_mount_in_a_container_that_joins_a_user_namespace_by_path() {
+    // create makes the idmapped mount before it enters the joined user
+    // namespace, where it would no longer have CAP_SYS_ADMIN over /tmp's
+    // file system. The mount is read-only too. The joined namespace maps
+    // host root to itself (hutch, joining as root, stays uid 0, and must be
+    // mapped to make mount points) and 1000 to 101000.
+    if who() != Who::Root {
+        let mut b = idmapped_bundle("true", &["bind", "idmap", "ro"]);
+        mount_maps(&mut b, 0, 100000, 65536);
+        assert_one_line_error(&b.run(), "mounts: idmapped mount on `/mnt` needs real root");
+        nothing_left(&b);
+        return;
+    }
+    become_subreaper();
+    let maps = json!([{"containerID": 0, "hostID": 0, "size": 1},
+                      {"containerID": 1000, "hostID": 101000, "size": 1}]);
+    let mut a = Bundle::new(&["/bin/sleep", "1000"]);
+    a.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps.clone();
+    });
+    assert_ok(&a.create());
+    let apid = a.pid();
+
+    let mut b = idmapped_bundle(
+        "stat -c '%u:%g' /mnt/g; touch /mnt/new 2>&1 | grep -c Read-only",
+        &["bind", "idmap", "ro"],
+    );
+    std::fs::write(b.dir.join("shared/g"), "y").unwrap();
+    // Host root's files show as 101000, which is 1000 in the container.
+    mount_maps(&mut b, 0, 101000, 1);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user", "path": format!("/proc/{apid}/ns/user")}));
+    });
+    let out = b.run();
+    assert_ok(&out);
+    assert_eq!(text(&out.stdout), "1000:1000\n1\n");
+    assert!(!b.dir.join("shared/new").exists());
+    assert_ok(&a.hutch(&["delete", "--force", &a.id]));
+    assert_eq!(wait_exit(apid), 137);
+}
