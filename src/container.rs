@@ -113,6 +113,10 @@ fn spawn_in(
         .map_err(|e| Error::io("open", &entry.path, e))?;
     let (parent_sock, child_sock) =
         sync::pair().map_err(|e| Error::call("make a socket pair", e))?;
+    // Idmapped mounts need real root over the source's file system: made
+    // here, on the host side (before joining a user namespace by path,
+    // which would take that away), and attached by the container process.
+    let idmapped = crate::mount::idmap::prepare(plan)?;
     ns::join_by_path(plan)?;
 
     let in_userns = !g.host.initial_userns || !matches!(plan.userns, UserNs::Inherit);
@@ -153,12 +157,13 @@ fn spawn_in(
                     setgroups_allowed,
                     die_with_parent: opts.die_with_parent,
                     seccomp: compiled,
+                    idmapped,
                 },
             )
         }
         Forked::Parent(pid) => pid,
     };
-    drop((child_sock, listener, entry_dir, console));
+    drop((child_sock, listener, entry_dir, console, idmapped));
     fault::point("create:cloned");
 
     let finish = || -> Result<Record> {
@@ -170,6 +175,8 @@ fn spawn_in(
         {
             idmap::write_maps(pid, uid_map, gid_map, *writer)?;
         }
+        // Into the network namespace the clone made (root only, see spec.rs).
+        ns::netdev::move_devices(pid, &plan.net_devices)?;
         // From outside: the container process, once it has switched to its
         // user namespace's root, may no longer own its /proc files.
         if let Some(adj) = plan.process.oom_score_adj {

@@ -278,6 +278,7 @@ fn child(
     if let Some(adj) = p.oom_score_adj {
         process::set_oom_score_adj(adj)?;
     }
+    process::set_memory_policy(plan.memory_policy.as_ref())?;
     let setgroups_allowed = crate::container::setgroups_allowed_here();
     crate::init::become_program(
         p,

@@ -130,7 +130,17 @@ pub fn document() -> serde_json::Value {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": works("mounts.uidMappings")}},
+            "netDevices": {"enabled": works("linux.netDevices")},
+            "memoryPolicy": if works("linux.memoryPolicy") {
+                serde_json::json!({
+                    "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                              "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
+                    "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
+                })
+            } else {
+                serde_json::json!({})
+            }
         },
         "annotations": {"org.hutch.version": env!("CARGO_PKG_VERSION")}
     })

@@ -52,6 +52,8 @@ pub struct InitArgs {
     pub setgroups_allowed: bool,
     /// The seccomp filter, compiled at create.
     pub seccomp: Option<seccomp::Compiled>,
+    /// Per mount of the plan, the detached idmapped tree `create` made.
+    pub idmapped: Vec<Option<OwnedFd>>,
     /// `run` without `--detach`: the program dies with the hutch that waits
     /// for it (a job scheduler that SIGKILLs it must not leave it behind).
     pub die_with_parent: bool,
@@ -72,9 +74,12 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
         sys::exit_now(1);
     }
     // create-time part: failures go back to `create`.
+    // The memory policy is set here, not on the start path, so that a node
+    // the host lacks fails `create`; the program inherits it.
     let prepared = wait_for_maps(sync.as_fd())
         .and_then(|()| crate::ns::join_mount(plan))
-        .and_then(|()| loopback(plan));
+        .and_then(|()| loopback(plan))
+        .and_then(|()| process::set_memory_policy(plan.memory_policy.as_ref()));
     if let Err(e) = prepared {
         let _ = sync::send(sync.as_fd(), &Msg::Error(e.to_string()));
         sys::exit_now(1);
@@ -178,8 +183,9 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
         dev::mount_minimal(&root)?;
     }
     let mut deferred = Deferred::default();
-    for m in &plan.mounts {
-        mount::apply(&root, m, &mut deferred)?;
+    for (i, m) in plan.mounts.iter().enumerate() {
+        let prepared = args.idmapped.get(i).and_then(Option::as_ref);
+        mount::apply(&root, m, prepared, &mut deferred)?;
     }
     dev::populate(&root, &plan.devices, args.in_userns)?;
     if let Some(console) = &args.console {

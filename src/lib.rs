@@ -39,6 +39,7 @@ pub mod hooks;
 pub mod init;
 pub mod log;
 pub mod mount;
+pub mod netlink;
 pub mod ns;
 pub mod process;
 pub mod seccomp;

@@ -65,6 +65,21 @@ pub fn set_scheduling(p: &ProcessPlan) -> Result<()> {
     Ok(())
 }
 
+/// Set the NUMA memory policy (`linux.memoryPolicy`). Children and
+/// `execve` keep it. A node the host lacks is an error of the kernel's
+/// (EINVAL); the message then says which nodes the host has.
+pub fn set_memory_policy(policy: Option<&crate::spec::MemoryPolicy>) -> Result<()> {
+    let Some(p) = policy else {
+        return Ok(());
+    };
+    sys::set_mempolicy(p.mode, &p.nodemask).map_err(|e| {
+        let online = std::fs::read_to_string("/sys/devices/system/node/online")
+            .map(|s| format!(" (this host has nodes {})", s.trim()))
+            .unwrap_or_default();
+        Error::call(format!("set linux.memoryPolicy {}{online}", p.text), e)
+    })
+}
+
 /// Write `oom_score_adj`, through a `/proc` checked to be a procfs.
 pub fn set_oom_score_adj(value: i32) -> Result<()> {
     let path = Path::new("/proc/self/oom_score_adj");

@@ -120,6 +120,21 @@ pub struct MountPlan {
     /// The source a new filesystem is mounted with (what mountinfo shows):
     /// the config's `source`, else the type.
     pub fs_source: String,
+    /// An idmapped bind mount (`uidMappings`, `idmap`, `ridmap`).
+    pub idmap: Option<MountIdMap>,
+}
+
+/// The id mapping of an idmapped bind mount: the maps of the user
+/// namespace given to `mount_setattr(MOUNT_ATTR_IDMAP)`. An id of the
+/// source file system (`inside`, the config's `containerID`) shows through
+/// the mount as `outside` (`hostID`), which the container's own user
+/// namespace, if any, then maps as it maps every id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountIdMap {
+    pub uid_map: Vec<IdRange>,
+    pub gid_map: Vec<IdRange>,
+    /// `ridmap`: the mounts under the source (with `rbind`) too.
+    pub recursive: bool,
 }
 
 /// One device node to provide in `/dev`.
@@ -199,12 +214,37 @@ pub struct Plan {
     pub readonly_paths: Vec<PathBuf>,
     pub sysctl: Vec<(String, String)>,
     pub personality: Option<libc::c_ulong>,
+    /// `linux.netDevices`, sorted by host name.
+    pub net_devices: Vec<NetDevicePlan>,
+    /// `linux.memoryPolicy`, ready for set_mempolicy(2).
+    pub memory_policy: Option<MemoryPolicy>,
     /// The seccomp filter to load before the program runs.
     pub seccomp: Option<crate::seccomp::SeccompPlan>,
     pub hooks: crate::hooks::Hooks,
     /// `linux.timeOffsets`, as `/proc/self/timens_offsets` takes them.
     pub time_offsets: String,
     pub annotations: BTreeMap<String, String>,
+}
+
+/// One network device to move into the container's network namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetDevicePlan {
+    /// Its name on the host.
+    pub host_name: String,
+    /// Its name in the container (the host name when the config gives
+    /// none; a `%d` lets the kernel number it).
+    pub name: String,
+}
+
+/// `linux.memoryPolicy`: what set_mempolicy(2) is given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryPolicy {
+    /// `MPOL_*` or'ed with the `MPOL_F_*` flags.
+    pub mode: libc::c_int,
+    /// The node mask, one bit per node.
+    pub nodemask: Vec<libc::c_ulong>,
+    /// The config's mode and nodes, for messages.
+    pub text: String,
 }
 
 /// Facts about the process running hutch that decide how a config maps to
@@ -250,7 +290,24 @@ pub fn load(bundle: &Path, host: Host) -> Result<(Plan, Vec<u8>)> {
 
 /// Parse the text of a `config.json`.
 pub fn parse(text: &[u8]) -> Result<Spec> {
-    serde_json::from_slice(text).map_err(|e| Error::Config(e.to_string()))
+    serde_json::from_slice(text).map_err(|e| Error::Config(explain(text, e)))
+}
+
+/// serde names a bad enum value but not its field: for the fields whose
+/// values are enums hutch checks, say which field it is.
+fn explain(text: &[u8], e: serde_json::Error) -> String {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(text) else {
+        return e.to_string();
+    };
+    let policy = &v["linux"]["memoryPolicy"];
+    if !policy.is_null() {
+        if let Err(pe) =
+            serde_json::from_value::<oci_spec::runtime::LinuxMemoryPolicy>(policy.clone())
+        {
+            return format!("linux.memoryPolicy: {pe}");
+        }
+    }
+    e.to_string()
 }
 
 /// Validate `spec` and build the plan.
@@ -341,7 +398,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
 
     let mut mounts = Vec::new();
     for m in spec.mounts().as_deref().unwrap_or_default() {
-        mounts.push(plan_mount(m, bundle)?);
+        mounts.push(plan_mount(m, bundle, &userns, host)?);
     }
     let minimal_dev = !mounts.iter().any(|m| m.destination == Path::new("/dev"));
 
@@ -388,12 +445,12 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         gate("linux.mountLabel")?;
     }
     let time_offsets = plan_time_offsets(&linux, &namespaces)?;
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        gate("linux.netDevices")?;
-    }
-    if linux.memory_policy().is_some() {
-        gate("linux.memoryPolicy")?;
-    }
+    let net_devices = plan_net_devices(&linux, &namespaces, host)?;
+    let memory_policy = linux
+        .memory_policy()
+        .as_ref()
+        .map(plan_memory_policy)
+        .transpose()?;
     let personality = match linux.personality() {
         None => None,
         Some(p) => {
@@ -433,6 +490,8 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         seccomp,
         hooks,
         time_offsets,
+        net_devices,
+        memory_policy,
         annotations,
     })
 }
@@ -546,34 +605,40 @@ fn ranges(maps: &Option<Vec<LinuxIdMapping>>) -> Vec<IdRange> {
         .collect()
 }
 
+/// A map the kernel takes: no empty or overflowing range, at most 340
+/// ranges, none overlapping another on either side.
+fn check_ranges(field: &str, map: &[IdRange]) -> Result<()> {
+    if map.iter().any(|r| {
+        r.count == 0
+            || r.inside.checked_add(r.count).is_none()
+            || r.outside.checked_add(r.count).is_none()
+    }) {
+        return Err(Error::Config(format!(
+            "{field}: a range is empty or overflows"
+        )));
+    }
+    if map.len() > 340 {
+        return Err(Error::Config(format!("{field}: more than 340 ranges")));
+    }
+    for (i, a) in map.iter().enumerate() {
+        for b in &map[i + 1..] {
+            let overlap = |x: u32, y: u32| x < y + b.count && y < x + a.count;
+            if overlap(a.inside, b.inside) || overlap(a.outside, b.outside) {
+                return Err(Error::Config(format!("{field}: ranges overlap")));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn plan_userns(linux: &oci_spec::runtime::Linux, action: &NsAction, host: Host) -> Result<UserNs> {
     let uid_map = ranges(linux.uid_mappings());
     let gid_map = ranges(linux.gid_mappings());
     if !uid_map.is_empty() || !gid_map.is_empty() {
         gate("linux.uidMappings")?;
     }
-    for (what, map) in [("uidMappings", &uid_map), ("gidMappings", &gid_map)] {
-        if map.iter().any(|r| {
-            r.count == 0
-                || r.inside.checked_add(r.count).is_none()
-                || r.outside.checked_add(r.count).is_none()
-        }) {
-            return Err(Error::Config(format!(
-                "linux.{what}: a range is empty or overflows"
-            )));
-        }
-        if map.len() > 340 {
-            return Err(Error::Config(format!("linux.{what}: more than 340 ranges")));
-        }
-        for (i, a) in map.iter().enumerate() {
-            for b in &map[i + 1..] {
-                let overlap = |x: u32, y: u32| x < y + b.count && y < x + a.count;
-                if overlap(a.inside, b.inside) || overlap(a.outside, b.outside) {
-                    return Err(Error::Config(format!("linux.{what}: ranges overlap")));
-                }
-            }
-        }
-    }
+    check_ranges("linux.uidMappings", &uid_map)?;
+    check_ranges("linux.gidMappings", &gid_map)?;
 
     match action {
         NsAction::Join(p) => {
@@ -921,29 +986,162 @@ fn plan_scheduler(sch: &oci_spec::runtime::Scheduler) -> Result<crate::sys::Sche
     })
 }
 
+/// Network devices move from the host's network namespace into a new one
+/// of the container's: that takes CAP_NET_ADMIN over the host's, which only
+/// real root has.
+fn plan_net_devices(
+    linux: &oci_spec::runtime::Linux,
+    ns: &Namespaces,
+    host: Host,
+) -> Result<Vec<NetDevicePlan>> {
+    let mut out: Vec<NetDevicePlan> = Vec::new();
+    for (host_name, d) in linux.net_devices().clone().unwrap_or_default() {
+        gate("linux.netDevices")?;
+        let name = d.name().clone().unwrap_or_else(|| host_name.clone());
+        check_ifname(&host_name, &host_name, false)?;
+        check_ifname(&host_name, &name, true)?;
+        out.push(NetDevicePlan { host_name, name });
+    }
+    out.sort_by(|a, b| a.host_name.cmp(&b.host_name));
+    let Some(first) = out.first() else {
+        return Ok(out);
+    };
+    if ns.net != NsAction::New {
+        return Err(Error::Config(format!(
+            "linux.netDevices: moving `{}` needs a new network namespace (linux.namespaces has no network entry without a path)",
+            first.host_name
+        )));
+    }
+    if host.euid != 0 || !host.initial_userns {
+        return Err(Error::Config(format!(
+            "linux.netDevices: moving `{}` needs real root (CAP_NET_ADMIN in the host's network namespace)",
+            first.host_name
+        )));
+    }
+    for (i, a) in out.iter().enumerate() {
+        if let Some(b) = out[i + 1..]
+            .iter()
+            .find(|b| b.name == a.name && !a.name.contains('%'))
+        {
+            return Err(Error::Config(format!(
+                "linux.netDevices: `{}` and `{}` would both be `{}` in the container",
+                a.host_name, b.host_name, a.name
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A network interface name the kernel takes: 1 to 15 bytes, not `.` or
+/// `..`, no `/`, `:`, whitespace or NUL; `%d` (once) only in a new name.
+fn check_ifname(device: &str, name: &str, template_ok: bool) -> Result<()> {
+    let bad_char = |c: char| c == '/' || c == ':' || c == '\0' || c.is_whitespace();
+    let percents = name.matches('%').count();
+    let template = percents == 1 && name.contains("%d");
+    if name.is_empty()
+        || name.len() > 15
+        || name == "."
+        || name == ".."
+        || name.chars().any(bad_char)
+        || (percents > 0 && !(template && template_ok))
+    {
+        return Err(Error::Config(format!(
+            "linux.netDevices: `{name}` (for `{device}`) is not a network interface name"
+        )));
+    }
+    Ok(())
+}
+
 /// A CPU list as the kernel writes them: `0-3,7`.
 fn cpu_list(text: &str) -> Result<Vec<usize>> {
-    let bad = || {
+    id_list(text, nix::sched::CpuSet::count()).ok_or_else(|| {
         Error::Config(format!(
             "process.execCPUAffinity: `{text}` is not a CPU list"
         ))
-    };
-    let mut cpus = Vec::new();
+    })
+}
+
+/// A list of numbers below `limit` as the kernel writes CPU and node lists
+/// (`0-3,7`), or `None` when it is not one or is empty.
+fn id_list(text: &str, limit: usize) -> Option<Vec<usize>> {
+    let mut ids = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (usize, usize) = (
-            a.trim().parse().map_err(|_| bad())?,
-            b.trim().parse().map_err(|_| bad())?,
-        );
-        if a > b || b >= nix::sched::CpuSet::count() {
-            return Err(bad());
+        let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        if a > b || b >= limit {
+            return None;
         }
-        cpus.extend(a..=b);
+        ids.extend(a..=b);
     }
-    if cpus.is_empty() {
-        return Err(bad());
+    (!ids.is_empty()).then_some(ids)
+}
+
+/// The most NUMA nodes a kernel can have (`MAX_NUMNODES` with the largest
+/// `NODES_SHIFT`).
+const MAX_NODES: usize = 1024;
+
+fn plan_memory_policy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<MemoryPolicy> {
+    use oci_spec::runtime::MemoryPolicyFlagType as F;
+    use oci_spec::runtime::MemoryPolicyModeType as M;
+    gate("linux.memoryPolicy")?;
+    let (mode, needs_nodes, takes_nodes) = match p.mode() {
+        M::MpolDefault => (0, false, false),
+        M::MpolPreferred => (1, false, true),
+        M::MpolBind => (2, true, true),
+        M::MpolInterleave => (3, true, true),
+        M::MpolLocal => (4, false, false),
+        M::MpolPreferredMany => (5, true, true),
+        M::MpolWeightedInterleave => (6, true, true),
+    };
+    let nodes_text = p.nodes().as_deref().unwrap_or("").trim();
+    let nodes = if nodes_text.is_empty() {
+        Vec::new()
+    } else {
+        id_list(nodes_text, MAX_NODES).ok_or_else(|| {
+            Error::Config(format!(
+                "linux.memoryPolicy.nodes: `{nodes_text}` is not a node list below {MAX_NODES}"
+            ))
+        })?
+    };
+    if nodes.is_empty() && needs_nodes {
+        return Err(Error::Config(format!(
+            "linux.memoryPolicy.nodes: {} needs at least one node",
+            p.mode()
+        )));
     }
-    Ok(cpus)
+    if !nodes.is_empty() && !takes_nodes {
+        return Err(Error::Config(format!(
+            "linux.memoryPolicy.nodes: {} takes no nodes",
+            p.mode()
+        )));
+    }
+    let mut flags = 0;
+    for f in p.flags().as_deref().unwrap_or_default() {
+        flags |= match f {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    if flags & (3 << 14) == 3 << 14 {
+        return Err(Error::Config(
+            "linux.memoryPolicy.flags: MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other"
+                .into(),
+        ));
+    }
+    let bits = libc::c_ulong::BITS as usize;
+    let mut nodemask: Vec<libc::c_ulong> = Vec::new();
+    for n in nodes {
+        if nodemask.len() <= n / bits {
+            nodemask.resize(n / bits + 1, 0);
+        }
+        nodemask[n / bits] |= 1 << (n % bits);
+    }
+    Ok(MemoryPolicy {
+        mode: mode | flags,
+        nodemask,
+        text: format!("{} nodes `{nodes_text}`", p.mode()),
+    })
 }
 
 fn cstring(field: &str, s: &str) -> Result<CString> {
@@ -1003,12 +1201,15 @@ pub fn container_path(field: &str, p: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountPlan> {
+fn plan_mount(m: &Mount, bundle: &Path, userns: &UserNs, host: Host) -> Result<MountPlan> {
     gate("mounts")?;
     let destination = container_path("mounts.destination", m.destination())?;
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+    let has_maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
+    if has_maps {
         gate("mounts.uidMappings")?;
     }
+    // None, `idmap` or `ridmap` (the last one given wins).
+    let mut idmap_option: Option<bool> = None;
     let fstype = m.typ().clone().unwrap_or_default();
     let options = m.options().clone().unwrap_or_default();
 
@@ -1057,7 +1258,10 @@ fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountPlan> {
             "rslave" => propagation = MsFlags::MS_SLAVE | MsFlags::MS_REC,
             "unbindable" => propagation = MsFlags::MS_UNBINDABLE,
             "runbindable" => propagation = MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-            "idmap" | "ridmap" => gate("mounts.options.idmap")?,
+            "idmap" | "ridmap" => {
+                gate("mounts.options.idmap")?;
+                idmap_option = Some(o == "ridmap");
+            }
             "tmpcopyup" => {
                 gate("mounts.options.tmpcopyup")?;
                 copy_up = true;
@@ -1135,6 +1339,18 @@ fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountPlan> {
         Some(s) if !s.as_os_str().is_empty() => s.display().to_string(),
         _ => fstype.clone(),
     };
+    let idmap = if has_maps || idmap_option.is_some() {
+        Some(plan_mount_idmap(
+            m,
+            &destination,
+            &kind,
+            idmap_option.unwrap_or(false),
+            userns,
+            host,
+        )?)
+    } else {
+        None
+    };
     Ok(MountPlan {
         destination,
         kind,
@@ -1146,6 +1362,63 @@ fn plan_mount(m: &Mount, bundle: &Path) -> Result<MountPlan> {
         data: data.join(","),
         copy_up,
         fs_source,
+        idmap,
+    })
+}
+
+/// The mapping of an idmapped mount: the mount's own maps, or, for `idmap`
+/// or `ridmap` without them, those of the container's new user namespace
+/// (as runtime-spec 1.1 allows). Only bind mounts, and only as real root:
+/// `MOUNT_ATTR_IDMAP` needs CAP_SYS_ADMIN in the user namespace that owns
+/// the source's file system, the initial one for the host's.
+fn plan_mount_idmap(
+    m: &Mount,
+    destination: &Path,
+    kind: &MountKind,
+    recursive: bool,
+    userns: &UserNs,
+    host: Host,
+) -> Result<MountIdMap> {
+    let dest = destination.display();
+    if !matches!(kind, MountKind::Bind { .. }) {
+        return Err(Error::Config(format!(
+            "mounts: idmapped mount on `{dest}`: only bind mounts can be idmapped"
+        )));
+    }
+    if host.euid != 0 || !host.initial_userns {
+        return Err(Error::Config(format!(
+            "mounts: idmapped mount on `{dest}` needs real root (CAP_SYS_ADMIN over the source's file system)"
+        )));
+    }
+    let (uid_map, gid_map) = match (m.uid_mappings(), m.gid_mappings()) {
+        (Some(_), Some(_)) => (ranges(m.uid_mappings()), ranges(m.gid_mappings())),
+        (None, None) => match userns {
+            UserNs::New {
+                uid_map, gid_map, ..
+            } => (uid_map.clone(), gid_map.clone()),
+            _ => {
+                return Err(Error::Config(format!(
+                    "mounts: idmapped mount on `{dest}` has no uidMappings and gidMappings, and the container has no new user namespace whose maps it could use"
+                )))
+            }
+        },
+        _ => {
+            return Err(Error::Config(format!(
+                "mounts: idmapped mount on `{dest}`: uidMappings and gidMappings must be given together"
+            )))
+        }
+    };
+    if uid_map.is_empty() || gid_map.is_empty() {
+        return Err(Error::Config(format!(
+            "mounts: idmapped mount on `{dest}` has an empty uidMappings or gidMappings"
+        )));
+    }
+    check_ranges(&format!("mounts: uidMappings of `{dest}`"), &uid_map)?;
+    check_ranges(&format!("mounts: gidMappings of `{dest}`"), &gid_map)?;
+    Ok(MountIdMap {
+        uid_map,
+        gid_map,
+        recursive,
     })
 }
 
@@ -1305,6 +1578,17 @@ mod tests {
             container_path("t", Path::new(input)).unwrap(),
             PathBuf::from(want)
         );
+    }
+
+    #[test]
+    fn memory_policy_nodemask() {
+        let p: oci_spec::runtime::LinuxMemoryPolicy = serde_json::from_value(serde_json::json!(
+            {"mode": "MPOL_INTERLEAVE", "nodes": "0,2-3,65", "flags": ["MPOL_F_RELATIVE_NODES"]}
+        ))
+        .unwrap();
+        let plan = plan_memory_policy(&p).unwrap();
+        assert_eq!(plan.mode, 3 | 1 << 14);
+        assert_eq!(plan.nodemask, [0b1101, 0b10]);
     }
 
     #[test]

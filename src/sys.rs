@@ -58,6 +58,7 @@ pub mod attr {
     pub const STRICTATIME: u64 = 0x0000_0020;
     pub const NODIRATIME: u64 = 0x0000_0080;
     pub const NOSYMFOLLOW: u64 = 0x0020_0000;
+    pub const IDMAP: u64 = 0x0010_0000;
 }
 
 #[repr(C)]
@@ -91,6 +92,39 @@ pub fn mount_setattr(
     };
     // SAFETY: the path is a valid NUL-terminated empty string, `attr` lives
     // across the call and its size is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], {IDMAP, userns})`:
+/// make the detached mount `fd` (and with `recursive` the mounts under it)
+/// an idmapped mount with the id maps of the user namespace `userns`.
+pub fn mount_setattr_idmap(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    userns: BorrowedFd<'_>,
+) -> nix::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    let attr = MountAttr {
+        attr_set: attr::IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: as in `mount_setattr`; the user namespace fd is borrowed and
+    // stays open across the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -405,5 +439,25 @@ pub fn ioprio_set(class: u32, level: u32) -> nix::Result<()> {
             (class << 13) | level,
         )
     };
+    Errno::result(ret).map(drop)
+}
+
+/// `set_mempolicy(mode, nodemask, maxnode)`: this thread's NUMA memory
+/// policy (`mode` with its `MPOL_F_*` flags), which children and `execve`
+/// keep. An empty `nodemask` passes NULL.
+pub fn set_mempolicy(mode: libc::c_int, nodemask: &[libc::c_ulong]) -> nix::Result<()> {
+    let (ptr, maxnode) = if nodemask.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        // The kernel reads maxnode - 1 bits of the mask (libnuma passes
+        // its size + 1 for that reason).
+        (
+            nodemask.as_ptr(),
+            nodemask.len() * libc::c_ulong::BITS as usize + 1,
+        )
+    };
+    // SAFETY: `ptr` is NULL or points at `nodemask`, alive across the call,
+    // whose length in bits is maxnode - 1.
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
     Errno::result(ret).map(drop)
 }

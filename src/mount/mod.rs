@@ -8,6 +8,7 @@
 //! flags are applied last ([`Deferred`]), after every mount point exists.
 
 pub mod dev;
+pub mod idmap;
 pub mod resolve;
 
 use std::ffi::CString;
@@ -68,25 +69,36 @@ pub fn bind_root(rootfs: &Path) -> Result<Root> {
 }
 
 /// Mount one entry of `mounts`. Returns nothing; read-only flags go to
-/// `deferred`.
-pub fn apply(root: &Root, m: &MountPlan, deferred: &mut Deferred) -> Result<()> {
+/// `deferred`. `prepared` is the detached tree `create` made for an
+/// idmapped bind mount (see `idmap.rs`).
+pub fn apply(
+    root: &Root,
+    m: &MountPlan,
+    prepared: Option<&OwnedFd>,
+    deferred: &mut Deferred,
+) -> Result<()> {
     let dest = &m.destination;
     // A host tree bound in place of a new filesystem: `ro` must cover the
     // mounts in it too (the new filesystem would have had none).
     let mut bound_tree = false;
     match &m.kind {
         MountKind::Bind { source, recursive } => {
-            let kind = match std::fs::metadata(source) {
-                Ok(md) if md.is_dir() => Kind::Dir,
-                Ok(_) => Kind::File,
-                Err(e) => return Err(Error::io("bind mount source", source, e)),
+            let own;
+            let tree = match prepared {
+                Some(tree) => tree,
+                None => {
+                    own = bind_tree(source, *recursive, m.flags)?;
+                    &own
+                }
+            };
+            let st = nix::sys::stat::fstat(tree)
+                .map_err(|e| Error::sys("bind mount source", source, e))?;
+            let kind = match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+                SFlag::S_IFDIR => Kind::Dir,
+                _ => Kind::File,
             };
             let target = root.ensure(dest, kind)?;
-            let tree = open_tree(source, *recursive)?;
-            let (set, clear) = bind_attrs(m.flags);
-            sys::mount_setattr(tree.as_fd(), false, set, clear, 0)
-                .map_err(|e| Error::sys("set flags of bind mount", source, e))?;
-            attach(&tree, &target, root, dest)?;
+            attach(tree, &target, root, dest)?;
         }
         MountKind::Proc => bound_tree = fs_or_rbind(root, m, "proc", "/proc")?,
         MountKind::Sysfs => bound_tree = fs_or_rbind(root, m, "sysfs", "/sys")?,
@@ -223,6 +235,16 @@ fn mount_fs(
         flags,
         data,
     )
+}
+
+/// A detached copy of the mount (tree) at `source` with the bind mount's
+/// flags set on its top mount (read-only comes later, see [`Deferred`]).
+pub(crate) fn bind_tree(source: &Path, recursive: bool, flags: MsFlags) -> Result<OwnedFd> {
+    let tree = open_tree(source, recursive)?;
+    let (set, clear) = bind_attrs(flags);
+    sys::mount_setattr(tree.as_fd(), false, set, clear, 0)
+        .map_err(|e| Error::sys("set flags of bind mount", source, e))?;
+    Ok(tree)
 }
 
 /// A detached copy of the mount tree at `source` (on the host side).

@@ -10,10 +10,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use std::os::fd::OwnedFd;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 use crate::spec::{IdRange, MapWriter};
+use crate::sys::{self, Forked};
 
 /// Which map.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +69,42 @@ pub fn write_maps(
             run_helper(pid, IdKind::Gid, gid_map)
         }
     }
+}
+
+/// A user namespace with these maps and no process left in it, for an
+/// idmapped mount: a child is cloned into a new one, hutch (real root)
+/// writes its maps and opens its `ns/user`, and the child is killed. The
+/// fd keeps the namespace.
+pub fn detached_userns(uid_map: &[IdRange], gid_map: &[IdRange]) -> Result<OwnedFd> {
+    let pid = match sys::clone_process(CloneFlags::CLONE_NEWUSER).map_err(|e| {
+        Error::call(
+            "clone a process into a user namespace for an idmapped mount",
+            e,
+        )
+    })? {
+        Forked::Child => loop {
+            // Killed by the parent once it holds the namespace.
+            nix::unistd::pause();
+        },
+        Forked::Parent(pid) => pid,
+    };
+    let opened = write_maps(
+        pid,
+        uid_map,
+        gid_map,
+        MapWriter::Direct {
+            deny_setgroups: false,
+        },
+    )
+    .and_then(|()| {
+        let path = PathBuf::from(format!("/proc/{}/ns/user", pid.as_raw()));
+        std::fs::File::open(&path)
+            .map(OwnedFd::from)
+            .map_err(|e| Error::io("open user namespace", &path, e))
+    });
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    opened
 }
 
 fn write_file(pid: Pid, name: &str, text: &str) -> Result<()> {

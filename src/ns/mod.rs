@@ -5,6 +5,7 @@
 //! (create) and `init.rs` (the start path).
 
 pub mod idmap;
+pub mod netdev;
 
 use std::fs::File;
 use std::os::fd::AsFd;
