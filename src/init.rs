@@ -152,20 +152,29 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
             "process is not set: there is nothing to start".into(),
         ));
     }
-    // Become root of the new user namespace: files and mounts made below
-    // then belong to the container's root, not to an unmapped id.
-    if let UserNs::New {
-        uid_map, gid_map, ..
-    } = &plan.userns
-    {
-        if crate::spec::is_mapped(gid_map, 0) {
-            nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-                .map_err(|e| Error::call("become gid 0 in the user namespace", e))?;
+    // Become root of the user namespace: files and mounts made below then
+    // belong to the container's root, not to an unmapped id.
+    let (zero_gid, zero_uid) = (Gid::from_raw(0), Uid::from_raw(0));
+    match &plan.userns {
+        UserNs::New {
+            uid_map, gid_map, ..
+        } => {
+            if crate::spec::is_mapped(gid_map, 0) {
+                nix::unistd::setresgid(zero_gid, zero_gid, zero_gid)
+                    .map_err(|e| Error::call("become gid 0 in the user namespace", e))?;
+            }
+            if crate::spec::is_mapped(uid_map, 0) {
+                nix::unistd::setresuid(zero_uid, zero_uid, zero_uid)
+                    .map_err(|e| Error::call("become uid 0 in the user namespace", e))?;
+            }
         }
-        if crate::spec::is_mapped(uid_map, 0) {
-            nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-                .map_err(|e| Error::call("become uid 0 in the user namespace", e))?;
+        // A joined one's maps are its own: where 0 is not mapped (EINVAL)
+        // the process keeps the ids it has.
+        UserNs::Join(_) => {
+            let _ = nix::unistd::setresgid(zero_gid, zero_gid, zero_gid);
+            let _ = nix::unistd::setresuid(zero_uid, zero_uid, zero_uid);
         }
+        _ => {}
     }
     // The time namespace: made before any process runs in it, so its
     // offsets can still be set; the program enters it at execve.

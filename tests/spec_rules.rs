@@ -233,3 +233,71 @@ fn capabilities_hutch_lacks_are_left_out_with_a_warning() {
         text(&out.stderr)
     );
 }
+
+/// `unshare --user sleep` with maps that send 0 to the caller's
+/// subordinate range (root: any range; a user without one: its own id).
+fn user_namespace_holder() -> Child {
+    let child = Command::new("unshare")
+        .args(["--user", "sleep", "1000"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let write = |file: &str, text: String| {
+        std::fs::write(format!("/proc/{pid}/{file}"), text).unwrap();
+    };
+    match who() {
+        Who::Root => {
+            write("uid_map", "0 100000 65536".into());
+            write("gid_map", "0 100000 65536".into());
+        }
+        Who::UserWithSubids => {
+            for (tool, file) in [("newuidmap", "/etc/subuid"), ("newgidmap", "/etc/subgid")] {
+                let (start, count) = subid_range(file);
+                let st = Command::new(tool)
+                    .args([
+                        pid.to_string(),
+                        "0".into(),
+                        start.to_string(),
+                        count.to_string(),
+                    ])
+                    .status()
+                    .unwrap();
+                assert!(st.success(), "{tool}");
+            }
+        }
+        Who::UserSingle => {
+            write("uid_map", format!("0 {} 1", uid()));
+            write("setgroups", "deny".into());
+            write("gid_map", format!("0 {} 1", gid()));
+        }
+    }
+    child
+}
+
+#[test]
+fn in_a_joined_user_namespace_the_setup_runs_as_its_root() {
+    let mut holder = user_namespace_holder();
+    let path = format!("/proc/{}/ns/user", holder.id());
+    // Without becoming 0 there, root (whose host id the namespace does not
+    // map) made mount points as the overflow id and failed (EOVERFLOW).
+    let mut b = sh("id -u; id -g");
+    b.edit(|c| {
+        c["linux"]["namespaces"] = json!([{"type": "user", "path": path}, {"type": "mount"},
+            {"type": "pid"}, {"type": "uts"}, {"type": "ipc"}]);
+        c["linux"].as_object_mut().unwrap().remove("uidMappings");
+        c["linux"].as_object_mut().unwrap().remove("gidMappings");
+    });
+    let out = b.run();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_ok(&out);
+    assert_eq!(text(&out.stdout), "0\n0\n");
+}
