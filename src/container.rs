@@ -11,6 +11,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::cgroup;
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::hooks;
@@ -92,7 +93,7 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
 }
 
 /// The part of `create` that can leave things behind: on error the caller
-/// removes the entry; the container process is killed here.
+/// removes the entry; the cgroup and the container process go here.
 fn spawn_in(
     g: &Globals,
     id: &str,
@@ -100,6 +101,30 @@ fn spawn_in(
     plan: &Plan,
     entry: &Entry,
     pid_file: Option<&state::PidFile>,
+) -> Result<Record> {
+    // The cgroup is made from the host's view of the tree, before any
+    // namespace is joined; with no cgroup in the plan nothing is read.
+    let cgroup = match &plan.cgroup {
+        Some(c) => cgroup::prepare(c, id)?,
+        None => None,
+    };
+    let spawned = clone_container(g, id, opts, plan, entry, pid_file, cgroup.as_ref());
+    if let (Err(_), Some(cg)) = (&spawned, cgroup) {
+        cg.discard();
+    }
+    spawned
+}
+
+/// Clone the container process and see it through create; on error it is
+/// killed and reaped.
+fn clone_container(
+    g: &Globals,
+    id: &str,
+    opts: &CreateOptions,
+    plan: &Plan,
+    entry: &Entry,
+    pid_file: Option<&state::PidFile>,
+    cgroup: Option<&cgroup::Cgroup>,
 ) -> Result<Record> {
     let listener = sync::listen(&entry.short_path(CTL_SOCKET))
         .map_err(|e| Error::sys("listen on", entry.path.join(CTL_SOCKET), e))?;
@@ -162,6 +187,12 @@ fn spawn_in(
     fault::point("create:cloned");
 
     let finish = || -> Result<Record> {
+        // Into its cgroup while it still waits (before the id maps): it
+        // runs nothing of the container's outside it, and it makes its
+        // cgroup namespace only after this, so that is the namespace's root.
+        if let Some(cg) = cgroup {
+            cg.place(pid)?;
+        }
         if let UserNs::New {
             uid_map,
             gid_map,
@@ -202,6 +233,8 @@ fn spawn_in(
             created: state::now(),
             poststart: plan.hooks.poststart.clone(),
             poststop: plan.hooks.poststop.clone(),
+            cgroup: cgroup.map(|c| c.path.clone()),
+            cgroup_made: cgroup.map(|c| c.made.clone()).unwrap_or_default(),
         };
         // prestart and createRuntime: the container exists, the program
         // does not run yet; a failure undoes the create.
@@ -501,9 +534,18 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     }
     fault::point("delete:stopped");
     entry.lock_wait()?;
+    remove_cgroup(&record);
     entry.remove();
     poststop(&record);
     Ok(())
+}
+
+/// Remove the cgroup directories hutch made for the container, killing
+/// what is left in them; a failure is a warning (the entry goes anyway).
+fn remove_cgroup(record: &Record) {
+    if let Err(e) = cgroup::remove(&record.cgroup_made) {
+        tracing::warn!("{e}");
+    }
 }
 
 /// SIGKILL the container and wait (up to 10 s) until its process is gone.
@@ -556,6 +598,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
     if let Err(e) = release(&entry, &record).and_then(|()| poststart(&record)) {
         let _ = nix::sys::signal::kill(record.pid, Signal::SIGKILL);
         let _ = waitpid(record.pid, None);
+        remove_cgroup(&record);
         entry.remove();
         return Err(e);
     }
@@ -564,6 +607,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
     }
     let status = wait_forwarding(record.pid, &blocked);
     if !keep {
+        remove_cgroup(&record);
         entry.remove();
         poststop(&record);
     }

@@ -96,6 +96,11 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
         .as_ref()
         .map(|p| seccomp::compile(p, &g.root))
         .transpose()?;
+    // Into the container's cgroup first (from the host's view of the
+    // tree), so the cgroup namespace joined below has it as its root.
+    if let Some(cg) = &record.cgroup {
+        crate::cgroup::join(cg)?;
+    }
     let namespaces = open_namespaces(record.pid)?;
     if !state::is_alive(&record) {
         return Err(Error::WrongState {

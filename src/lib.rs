@@ -11,7 +11,9 @@
 //! from the state directory and the kernel's view of that pid.
 //!
 //! # What it is not
-//! - Not a cgroup manager: resource limits are listed as ignored.
+//! - Not a cgroup manager beyond its own containers: `linux.resources`
+//!   are written to a cgroup v2 the caller may make (a delegated
+//!   subtree); cgroup v1 and systemd are not managed.
 //! - Not a security policy: it applies what the config asks, never more
 //!   privilege than its caller has. See SECURITY.md.
 //! - Not a daemon: nothing of hutch runs between operations.
@@ -27,6 +29,7 @@
 //! Logging is synchronous for the same reason.
 #![deny(unsafe_code)]
 
+pub mod cgroup;
 pub mod cli;
 pub mod container;
 pub mod error;

@@ -93,11 +93,16 @@ pub struct Record {
     /// Hooks later operations run: poststart (by `start`), poststop (by `delete`).
     pub poststart: Vec<crate::hooks::Hook>,
     pub poststop: Vec<crate::hooks::Hook>,
+    /// The container's cgroup v2 directory, when hutch placed it in one.
+    pub cgroup: Option<PathBuf>,
+    /// The cgroup directories hutch made for it, deepest first: what
+    /// `delete` removes.
+    pub cgroup_made: Vec<PathBuf>,
 }
 
 impl Record {
     fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "id": self.id,
             "ociVersion": self.oci_version,
             "pid": self.pid.as_raw(),
@@ -107,7 +112,13 @@ impl Record {
             "created": self.created,
             "poststart": crate::hooks::to_json(&self.poststart),
             "poststop": crate::hooks::to_json(&self.poststop),
-        })
+        });
+        // Only for a container in a cgroup: other records stay as before.
+        if let Some(cg) = &self.cgroup {
+            v["cgroup"] = serde_json::json!(cg);
+            v["cgroupMade"] = serde_json::json!(self.cgroup_made);
+        }
+        v
     }
 
     fn from_json(v: &serde_json::Value) -> Option<Record> {
@@ -131,6 +142,17 @@ impl Record {
             poststop: v
                 .get("poststop")
                 .map(crate::hooks::from_json)
+                .unwrap_or_default(),
+            cgroup: v.get("cgroup").and_then(|c| c.as_str()).map(PathBuf::from),
+            cgroup_made: v
+                .get("cgroupMade")
+                .and_then(|m| m.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str())
+                        .map(PathBuf::from)
+                        .collect()
+                })
                 .unwrap_or_default(),
         })
     }
@@ -723,11 +745,17 @@ mod tests {
             created: 1,
             poststart: Vec::new(),
             poststop: Vec::new(),
+            cgroup: Some("/sys/fs/cgroup/a/b".into()),
+            cgroup_made: vec!["/sys/fs/cgroup/a/b".into(), "/sys/fs/cgroup/a".into()],
         };
         let back = Record::from_json(&r.to_json()).unwrap();
         assert_eq!(
             (&back.id, back.pid, back.start_time, &back.annotations),
             (&r.id, r.pid, r.start_time, &r.annotations)
+        );
+        assert_eq!(
+            (&back.cgroup, &back.cgroup_made),
+            (&r.cgroup, &r.cgroup_made)
         );
         let s = r.oci_state(Status::Stopped);
         assert_eq!(s["status"], "stopped");
