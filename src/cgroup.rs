@@ -106,9 +106,9 @@ pub fn plan(linux: &oci_spec::runtime::Linux) -> Result<Option<CgroupPlan>> {
         gate("linux.cgroupsPath")?;
         let text = p.to_string_lossy().into_owned();
         if is_systemd_form(&text) {
-            tracing::warn!(
+            crate::features::config_warning(format_args!(
                 "linux.cgroupsPath `{text}` is ignored: it is in systemd's slice:prefix:name form, and hutch has no systemd driver"
-            );
+            ));
         } else {
             place = Some(check_path(&text)?);
             configured = Some(text);

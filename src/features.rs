@@ -26,7 +26,7 @@ pub fn gate(key: &str) -> Result<()> {
             note,
             ..
         }) => {
-            tracing::warn!("{key} is ignored: {note}");
+            config_warning(format_args!("{key} is ignored: {note}"));
             Ok(())
         }
         Some(Feature {
@@ -35,6 +35,14 @@ pub fn gate(key: &str) -> Result<()> {
             ..
         }) => Err(Error::Config(format!("{key} is not supported: {note}"))),
         None => Err(Error::Config(format!("{key} is not supported"))),
+    }
+}
+
+/// A warning about the config, printed once: not again by the sealed copy
+/// of hutch (`exe::protect`), which reads the same config.
+pub fn config_warning(msg: std::fmt::Arguments<'_>) {
+    if !crate::exe::is_sealed_copy() {
+        tracing::warn!("{msg}");
     }
 }
 
