@@ -27,6 +27,8 @@ pub struct Globals {
     /// The state directory.
     pub root: PathBuf,
     pub host: Host,
+    /// `--cgroup-manager disabled`: make and join no cgroup.
+    pub cgroups_disabled: bool,
 }
 
 /// Options of `create` (and `run`).
@@ -105,8 +107,8 @@ fn spawn_in(
     // The cgroup is made from the host's view of the tree, before any
     // namespace is joined; with no cgroup in the plan nothing is read.
     let cgroup = match &plan.cgroup {
-        Some(c) => cgroup::prepare(c, id)?,
-        None => None,
+        Some(c) if !g.cgroups_disabled => cgroup::prepare(c, id)?,
+        Some(_) | None => None,
     };
     let spawned = clone_container(g, id, opts, plan, entry, pid_file, cgroup.as_ref());
     if let (Err(_), Some(cg)) = (&spawned, cgroup) {

@@ -349,3 +349,32 @@ fn a_systemd_cgroups_path_is_ignored_with_a_warning() {
     );
     assert!(w[0].contains("systemd"), "{w:?}");
 }
+
+#[test]
+fn cgroup_manager_disabled_makes_no_cgroup() {
+    // No cgroup namespace: the container shows the cgroup it is in.
+    let mut b = Bundle::new(&["/bin/sh", "-c", "cat /proc/self/cgroup"]);
+    let (path, dir) = cgroups_path(&b);
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] = json!({"pids": {"limit": 20}});
+    });
+    let bundle = b.dir.to_str().unwrap().to_string();
+    let out = b.hutch(&[
+        "--cgroup-manager",
+        "disabled",
+        "run",
+        "--bundle",
+        &bundle,
+        &b.id,
+    ]);
+    assert_ok(&out);
+    assert!(warnings(&out).is_empty(), "{:?}", warnings(&out));
+    let want = format!("0::{}", cgroup_of("self"));
+    assert!(
+        text(&out.stdout).lines().any(|l| l == want),
+        "not in {want}: {}",
+        text(&out.stdout)
+    );
+    assert!(!dir.exists() && !top_of(&dir).exists());
+}
