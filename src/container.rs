@@ -110,7 +110,11 @@ fn spawn_in(
         Some(c) if !g.cgroups_disabled => cgroup::prepare(c, id)?,
         Some(_) | None => None,
     };
-    let spawned = clone_container(g, id, opts, plan, entry, pid_file, cgroup.as_ref());
+    let spawned = match &cgroup {
+        Some(cg) => entry.save_cgroup(&cg.path, &cg.made),
+        None => Ok(()),
+    }
+    .and_then(|()| clone_container(g, id, opts, plan, entry, pid_file, cgroup.as_ref()));
     if let (Err(_), Some(cg)) = (&spawned, cgroup) {
         cg.discard();
     }
@@ -235,8 +239,6 @@ fn clone_container(
             created: state::now(),
             poststart: plan.hooks.poststart.clone(),
             poststop: plan.hooks.poststop.clone(),
-            cgroup: cgroup.map(|c| c.path.clone()),
-            cgroup_made: cgroup.map(|c| c.made.clone()).unwrap_or_default(),
         };
         // prestart and createRuntime: the container exists, the program
         // does not run yet; a failure undoes the create.
@@ -536,18 +538,9 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     }
     fault::point("delete:stopped");
     entry.lock_wait()?;
-    remove_cgroup(&record);
     entry.remove();
     poststop(&record);
     Ok(())
-}
-
-/// Remove the cgroup directories hutch made for the container, killing
-/// what is left in them; a failure is a warning (the entry goes anyway).
-fn remove_cgroup(record: &Record) {
-    if let Err(e) = cgroup::remove(&record.cgroup_made) {
-        tracing::warn!("{e}");
-    }
 }
 
 /// SIGKILL the container and wait (up to 10 s) until its process is gone.
@@ -600,7 +593,6 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
     if let Err(e) = release(&entry, &record).and_then(|()| poststart(&record)) {
         let _ = nix::sys::signal::kill(record.pid, Signal::SIGKILL);
         let _ = waitpid(record.pid, None);
-        remove_cgroup(&record);
         entry.remove();
         return Err(e);
     }
@@ -609,7 +601,6 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
     }
     let status = wait_forwarding(record.pid, &blocked);
     if !keep {
-        remove_cgroup(&record);
         entry.remove();
         poststop(&record);
     }

@@ -98,8 +98,8 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
         .transpose()?;
     // Into the container's cgroup first (from the host's view of the
     // tree), so the cgroup namespace joined below has it as its root.
-    if let (Some(cg), false) = (&record.cgroup, g.cgroups_disabled) {
-        crate::cgroup::join(cg)?;
+    if let (Some((cg, _)), false) = (entry.load_cgroup(), g.cgroups_disabled) {
+        crate::cgroup::join(&cg)?;
     }
     let namespaces = open_namespaces(record.pid)?;
     if !state::is_alive(&record) {

@@ -93,16 +93,11 @@ pub struct Record {
     /// Hooks later operations run: poststart (by `start`), poststop (by `delete`).
     pub poststart: Vec<crate::hooks::Hook>,
     pub poststop: Vec<crate::hooks::Hook>,
-    /// The container's cgroup v2 directory, when hutch placed it in one.
-    pub cgroup: Option<PathBuf>,
-    /// The cgroup directories hutch made for it, deepest first: what
-    /// `delete` removes.
-    pub cgroup_made: Vec<PathBuf>,
 }
 
 impl Record {
     fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
+        serde_json::json!({
             "id": self.id,
             "ociVersion": self.oci_version,
             "pid": self.pid.as_raw(),
@@ -112,13 +107,7 @@ impl Record {
             "created": self.created,
             "poststart": crate::hooks::to_json(&self.poststart),
             "poststop": crate::hooks::to_json(&self.poststop),
-        });
-        // Only for a container in a cgroup: other records stay as before.
-        if let Some(cg) = &self.cgroup {
-            v["cgroup"] = serde_json::json!(cg);
-            v["cgroupMade"] = serde_json::json!(self.cgroup_made);
-        }
-        v
+        })
     }
 
     fn from_json(v: &serde_json::Value) -> Option<Record> {
@@ -142,17 +131,6 @@ impl Record {
             poststop: v
                 .get("poststop")
                 .map(crate::hooks::from_json)
-                .unwrap_or_default(),
-            cgroup: v.get("cgroup").and_then(|c| c.as_str()).map(PathBuf::from),
-            cgroup_made: v
-                .get("cgroupMade")
-                .and_then(|m| m.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|p| p.as_str())
-                        .map(PathBuf::from)
-                        .collect()
-                })
                 .unwrap_or_default(),
         })
     }
@@ -408,6 +386,9 @@ pub struct Entry {
 const STATE_FILE: &str = "state.json";
 /// Name of the copy of config.json.
 const CONFIG_FILE: &str = "config.json";
+/// Name of the file naming the container's cgroup and the directories
+/// hutch made for it (only for a container in a cgroup).
+const CGROUP_FILE: &str = "cgroup.json";
 /// Name of the control socket.
 pub const CTL_SOCKET: &str = "ctl";
 
@@ -506,6 +487,36 @@ impl Entry {
     /// (`exec`) work from what `create` saw, whatever the bundle holds now.
     pub fn save_config(&self, text: &[u8]) -> Result<()> {
         self.write_atomically(CONFIG_FILE, text)
+    }
+
+    /// Note the container's cgroup and the directories hutch made for it
+    /// (deepest first), before the container process exists: whatever
+    /// becomes of `create`, removing the entry removes them.
+    pub fn save_cgroup(&self, cgroup: &Path, made: &[PathBuf]) -> Result<()> {
+        let doc = serde_json::json!({"cgroup": cgroup, "made": made});
+        self.write_atomically(CGROUP_FILE, doc.to_string().as_bytes())
+    }
+
+    /// The container's cgroup and the directories hutch made for it;
+    /// `None` for a container without one.
+    pub fn load_cgroup(&self) -> Option<(PathBuf, Vec<PathBuf>)> {
+        let fd = nix::fcntl::openat(
+            &self.dir,
+            CGROUP_FILE,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .ok()?;
+        let text = std::io::read_to_string(std::fs::File::from(fd)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let cgroup = PathBuf::from(v.get("cgroup")?.as_str()?);
+        let made = v
+            .get("made")?
+            .as_array()?
+            .iter()
+            .filter_map(|p| p.as_str().map(PathBuf::from))
+            .collect();
+        Some((cgroup, made))
     }
 
     /// The copy of `config.json` kept at create.
@@ -610,12 +621,21 @@ impl Entry {
     /// Remove the entry and everything in it. Best effort: what cannot be
     /// removed is left for `delete --force`.
     pub fn remove(self) {
+        // The cgroups hutch made go first (their processes are gone, or
+        // are killed there); a failure is a warning.
+        if let Some((_, made)) = self.load_cgroup() {
+            if let Err(e) = crate::cgroup::remove(&made) {
+                tracing::warn!("{e}");
+            }
+        }
         for name in [
             STATE_FILE,
             ".state.json.tmp",
             CTL_SOCKET,
             CONFIG_FILE,
             ".config.json.tmp",
+            CGROUP_FILE,
+            ".cgroup.json.tmp",
         ] {
             let _ = nix::unistd::unlinkat(&self.dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
@@ -745,17 +765,11 @@ mod tests {
             created: 1,
             poststart: Vec::new(),
             poststop: Vec::new(),
-            cgroup: Some("/sys/fs/cgroup/a/b".into()),
-            cgroup_made: vec!["/sys/fs/cgroup/a/b".into(), "/sys/fs/cgroup/a".into()],
         };
         let back = Record::from_json(&r.to_json()).unwrap();
         assert_eq!(
             (&back.id, back.pid, back.start_time, &back.annotations),
             (&r.id, r.pid, r.start_time, &r.annotations)
-        );
-        assert_eq!(
-            (&back.cgroup, &back.cgroup_made),
-            (&r.cgroup, &r.cgroup_made)
         );
         let s = r.oci_state(Status::Stopped);
         assert_eq!(s["status"], "stopped");

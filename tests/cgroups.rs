@@ -378,3 +378,65 @@ fn cgroup_manager_disabled_makes_no_cgroup() {
     );
     assert!(!dir.exists() && !top_of(&dir).exists());
 }
+
+/// Run `hutch ARGS` until it stops itself at the test point `point`,
+/// then SIGKILL it.
+fn kill_at(b: &Bundle, point: &str, args: &[&str]) {
+    let mut child = b
+        .cmd(args)
+        .env("HUTCH_TEST_PAUSE", point)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+        if stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with('T')
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hutch never reached {point}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "hutch exited before {point}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_create_killed_midway_leaves_no_cgroup_once_deleted() {
+    become_subreaper();
+    for point in ["create:cloned", "create:ready"] {
+        let mut b = bundle("exec sleep 1000");
+        let (path, dir) = cgroups_path(&b);
+        b.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
+        let bundle = b.dir.to_str().unwrap().to_string();
+        kill_at(&b, point, &["create", "--bundle", &bundle, &b.id]);
+        let noted = b.state_dir().join(&b.id).join("cgroup.json");
+        if delegated() {
+            // Made and noted in the entry before the clone.
+            assert!(dir.exists(), "{point}: no {}", dir.display());
+            assert!(noted.exists(), "{point}: no {}", noted.display());
+        } else {
+            assert!(!dir.exists() && !noted.exists(), "{point}");
+        }
+        assert!(b.state().is_none(), "{point}: {:?}", b.state());
+        assert_ok(&b.hutch(&["delete", "--force", &b.id]));
+        assert!(!dir.exists(), "{point}: {} left behind", dir.display());
+        assert!(!top_of(&dir).exists(), "{point}");
+        assert!(
+            b.state_entries().is_empty(),
+            "{point}: {:?}",
+            b.state_entries()
+        );
+    }
+}
