@@ -437,7 +437,12 @@ fn settings(r: &oci_spec::runtime::LinuxResources) -> Result<Vec<Setting>> {
         gate("linux.resources.unified")?;
         check_unified_key(&key)?;
         let field = format!("linux.resources.unified.{key}");
-        out.push(Setting::new(&field, &key, value.replace('\0', "")));
+        if value.contains('\0') {
+            return Err(Error::Config(format!(
+                "{field}: the value contains a NUL byte"
+            )));
+        }
+        out.push(Setting::new(&field, &key, value));
     }
     Ok(out)
 }
@@ -528,8 +533,8 @@ pub fn prepare(plan: &CgroupPlan, id: &str) -> Result<Option<Cgroup>> {
                 Err(e)
             }
         },
-        Err(Made::Denied(path, errno)) => ignored(format!(
-            "make cgroup `{}`: {} (hutch needs a delegated cgroup v2 subtree there)",
+        Err(Made::Denied(step, path, errno)) => ignored(format!(
+            "{step} `{}`: {} (hutch needs a delegated cgroup v2 subtree there)",
             path.display(),
             errno.desc()
         )),
@@ -538,7 +543,8 @@ pub fn prepare(plan: &CgroupPlan, id: &str) -> Result<Option<Cgroup>> {
 }
 
 enum Made {
-    Denied(PathBuf, Errno),
+    /// The caller may not: the step, its path and the errno.
+    Denied(&'static str, PathBuf, Errno),
     Failed(Error),
 }
 
@@ -642,13 +648,17 @@ fn make(point: &Path, below: &Path) -> std::result::Result<Cgroup, Made> {
                 match nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o755)) {
                     Ok(()) => made.push(path.clone()),
                     Err(Errno::EEXIST) => {}
-                    Err(e) if not_delegated(e) => return Err(undo(&made, Made::Denied(path, e))),
+                    Err(e) if not_delegated(e) => {
+                        return Err(undo(&made, Made::Denied("make cgroup", path, e)))
+                    }
                     Err(e) => return Err(undo(&made, failed("make cgroup", &path, e))),
                 }
                 open_dir(dir.as_fd(), name)
                     .map_err(|e| undo(&made, failed("open cgroup", &path, e)))?
             }
-            Err(e) if not_delegated(e) => return Err(undo(&made, Made::Denied(path, e))),
+            Err(e) if not_delegated(e) => {
+                return Err(undo(&made, Made::Denied("open cgroup", path, e)))
+            }
             Err(e) => return Err(undo(&made, failed("open cgroup", &path, e))),
         };
         dir = next;
@@ -661,7 +671,10 @@ fn make(point: &Path, below: &Path) -> std::result::Result<Cgroup, Made> {
     ) {
         Ok(fd) => fd,
         Err(e) if not_delegated(e) => {
-            return Err(undo(&made, Made::Denied(path.join("cgroup.procs"), e)))
+            return Err(undo(
+                &made,
+                Made::Denied("open", path.join("cgroup.procs"), e),
+            ))
         }
         Err(e) => return Err(undo(&made, failed("open", &path.join("cgroup.procs"), e))),
     };
