@@ -9,9 +9,9 @@
 //! `/proc/self/mountinfo`), makes the cgroup one directory at a time by fd
 //! (mode 0755, never following a symlink), enables the controllers the
 //! settings need in the parents' `cgroup.subtree_control`, and writes the
-//! settings; [`Cgroup::place`] then moves the container process in, before
-//! it runs anything of the container's and before it makes its cgroup
-//! namespace. Where the caller may not make the cgroup (no delegated
+//! settings; the container process is then cloned into it
+//! (`clone3(CLONE_INTO_CGROUP)`, [`Cgroup::dir`]), so it runs nothing
+//! outside it, and makes its cgroup namespace there. Where the caller may not make the cgroup (no delegated
 //! subtree: EACCES, EPERM, EROFS), one warning says so and the container
 //! runs without it. A setting whose file does not exist (its controller is
 //! not available there) is one warning naming the field.
@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
-use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 use crate::features::gate;
@@ -481,8 +480,6 @@ pub struct Cgroup {
     pub path: PathBuf,
     /// The directories hutch made, deepest first: what `delete` removes.
     pub made: Vec<PathBuf>,
-    /// `cgroup.procs`, open for writing.
-    procs: OwnedFd,
 }
 
 /// Why the cgroup could not be had without it being an error.
@@ -663,13 +660,15 @@ fn make(point: &Path, below: &Path) -> std::result::Result<Cgroup, Made> {
         };
         dir = next;
     }
-    let procs = match openat(
+    // The check that the caller may move processes in (the clone into
+    // the cgroup makes the same one): a denial here is not an error.
+    match openat(
         &dir,
         "cgroup.procs",
         OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     ) {
-        Ok(fd) => fd,
+        Ok(_) => {}
         Err(e) if not_delegated(e) => {
             return Err(undo(
                 &made,
@@ -679,12 +678,7 @@ fn make(point: &Path, below: &Path) -> std::result::Result<Cgroup, Made> {
         Err(e) => return Err(undo(&made, failed("open", &path.join("cgroup.procs"), e))),
     };
     made.reverse();
-    Ok(Cgroup {
-        dir,
-        path,
-        made,
-        procs,
-    })
+    Ok(Cgroup { dir, path, made })
 }
 
 /// Enable the controllers the settings need, then write the settings.
@@ -813,55 +807,32 @@ fn enable_in(dir: &Path, c: &str) -> std::result::Result<(), String> {
 }
 
 impl Cgroup {
-    /// Move the process `pid` into this cgroup.
-    pub fn place(&self, pid: Pid) -> Result<()> {
-        nix::unistd::write(&self.procs, pid.as_raw().to_string().as_bytes())
-            .map(drop)
-            .map_err(|e| {
-                Error::sys(
-                    "move the container process into",
-                    self.path.join("cgroup.procs"),
-                    e,
-                )
-            })
+    /// The open directory, for `clone3(CLONE_INTO_CGROUP)`.
+    pub fn dir(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
     }
 
     /// Remove what hutch made (the container process is gone).
     pub fn discard(self) {
-        drop(self.procs);
         drop(self.dir);
         discard(&self.made);
     }
 }
 
-/// Move this process into the cgroup at `path` (`exec` joining a
-/// container's cgroup, so that what it runs counts there too).
-pub fn join(path: &Path) -> Result<()> {
+/// Open the cgroup v2 directory at `path` (`exec` starts its process
+/// there with `clone3(CLONE_INTO_CGROUP)`).
+pub fn open(path: &Path) -> Result<OwnedFd> {
     let dir =
         open_dir(nix::fcntl::AT_FDCWD, path).map_err(|e| Error::sys("open cgroup", path, e))?;
     match nix::sys::statfs::fstatfs(&dir) {
-        Ok(s) if s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC => {}
-        Ok(_) => {
-            return Err(Error::sys(
-                "open cgroup (not on cgroup2)",
-                path,
-                Errno::EXDEV,
-            ))
-        }
-        Err(e) => return Err(Error::sys("statfs", path, e)),
+        Ok(s) if s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC => Ok(dir),
+        Ok(_) => Err(Error::sys(
+            "open cgroup (not on cgroup2)",
+            path,
+            Errno::EXDEV,
+        )),
+        Err(e) => Err(Error::sys("statfs", path, e)),
     }
-    let procs = path.join("cgroup.procs");
-    let fd = openat(
-        &dir,
-        "cgroup.procs",
-        OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::sys("open", &procs, e))?;
-    // "0" is the writing process itself.
-    nix::unistd::write(&fd, b"0")
-        .map(drop)
-        .map_err(|e| Error::sys("join the container's cgroup", &procs, e))
 }
 
 /// Best-effort removal of `made` (deepest first), for a failed create.

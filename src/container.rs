@@ -164,9 +164,13 @@ fn clone_container(
         .as_ref()
         .map(|p| crate::seccomp::compile(p, &g.root))
         .transpose()?;
-    let pid = match sys::clone_process(ns::clone_flags(plan))
-        .map_err(|e| Error::call("clone the container process", e))?
-    {
+    // Born in its cgroup, when it has one: it never runs outside it, and
+    // makes its cgroup namespace (after the id maps) rooted there.
+    let cloned = match cgroup {
+        Some(cg) => sys::clone_process_into(ns::clone_flags(plan), cg.dir()),
+        None => sys::clone_process(ns::clone_flags(plan)),
+    };
+    let pid = match cloned.map_err(|e| Error::call("clone the container process", e))? {
         Forked::Child => {
             drop(parent_sock);
             entry.forget_lock_in_child();
@@ -193,12 +197,6 @@ fn clone_container(
     fault::point("create:cloned");
 
     let finish = || -> Result<Record> {
-        // Into its cgroup while it still waits (before the id maps): it
-        // runs nothing of the container's outside it, and it makes its
-        // cgroup namespace only after this, so that is the namespace's root.
-        if let Some(cg) = cgroup {
-            cg.place(pid)?;
-        }
         if let UserNs::New {
             uid_map,
             gid_map,

@@ -4,9 +4,9 @@
 //! steps themselves live in `ns/`, `mount/` and `process.rs`.
 //!
 //! The process is cloned by `create` into its new user and pid namespaces
-//! (and network, uts and ipc ones), waits there for `create` to move it
-//! into its cgroup and write its id maps, makes its cgroup namespace,
-//! reports ready, and waits for `start`. The start path
+//! (and network, uts and ipc ones; into its cgroup when it has one),
+//! waits there for `create` to write its id maps, makes its cgroup
+//! namespace, reports ready, and waits for `start`. The start path
 //! then makes the mount namespace, the container's mounts, `pivot_root`s,
 //! sets up the process and `execve`s the program, which keeps this pid.
 //! Errors go back to whoever waits (create or start) as one line of text,
@@ -72,9 +72,9 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
     if nix::unistd::setsid().is_err() {
         sys::exit_now(1);
     }
-    // create-time part: failures go back to `create`. By the time the
-    // maps are written `create` has put this process in its cgroup, which
-    // becomes the root of the cgroup namespace made here.
+    // create-time part: failures go back to `create`. The cgroup this
+    // process was cloned into becomes the root of the cgroup namespace
+    // made here (one made by the clone would be rooted at create's).
     if let Err(e) = wait_for_maps(sync.as_fd())
         .and_then(|()| crate::ns::new_cgroup_namespace(plan))
         .and_then(|()| loopback(plan))

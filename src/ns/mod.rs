@@ -20,10 +20,10 @@ use crate::spec::{NsAction, Plan, UserNs};
 /// process can enter one, and the container process must be its pid 1),
 /// then network, uts and ipc, so that a caller can configure them between
 /// `create` and `start` through `/proc/PID/ns/*`, as buildah and podman
-/// do. Not the cgroup namespace: its root is the cgroup its maker is in,
-/// so the container process makes it ([`new_cgroup_namespace`]) once
-/// `create` has moved it into its own cgroup. The mount namespace is made
-/// on the start path.
+/// do. Not the cgroup namespace: `clone` would root it at the cgroup of
+/// `create`, even with `CLONE_INTO_CGROUP`, so the container process makes
+/// it ([`new_cgroup_namespace`]) in its own cgroup. The mount namespace is
+/// made on the start path.
 pub fn clone_flags(plan: &Plan) -> CloneFlags {
     let mut flags = CloneFlags::empty();
     if matches!(plan.userns, UserNs::New { .. }) {
