@@ -440,3 +440,38 @@ fn a_create_killed_midway_leaves_no_cgroup_once_deleted() {
         );
     }
 }
+
+#[test]
+fn delete_kills_what_is_left_in_the_cgroup() {
+    let mut b = bundle("touch /tmp/ready; exec sleep 1000");
+    let (path, dir) = cgroups_path(&b);
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(path));
+    let out = start(&b);
+    if delegated() {
+        // A process of no namespace of the container's, moved into its
+        // cgroup: only the cgroup can find it.
+        let mut stray = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        std::fs::write(dir.join("cgroup.procs"), stray.id().to_string()).unwrap();
+        finish(&b);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = stray.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = stray.kill();
+                panic!("delete left the stray process running");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    } else {
+        assert_ignored_for_lack_of_delegation(&out, "linux.cgroupsPath");
+        finish(&b);
+    }
+}
