@@ -4,8 +4,9 @@
 //! # What it is
 //! `create` turns `config.json` into a validated [`spec::Plan`], claims the
 //! id in the state directory and clones the container process into its
-//! new user and pid namespaces (and network, uts, ipc, cgroup ones); that
-//! process waits. `start` releases it: it makes its mount namespace, the
+//! new user and pid namespaces (and network, uts, ipc ones, and its cgroup
+//! v2 when the config asks for one); that process makes its cgroup
+//! namespace and waits. `start` releases it: it makes its mount namespace, the
 //! mounts, `pivot_root`s, sets up the process and `execve`s the program,
 //! which keeps the pid `create` reported. `state`, `kill` and `delete` work
 //! from the state directory and the kernel's view of that pid.
