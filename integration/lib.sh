@@ -46,3 +46,42 @@ as() {
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
         XDG_RUNTIME_DIR="/run/user/$uid" "$@"
 }
+
+# cgroup2_root: where cgroup2 is mounted (nothing when it is not).
+cgroup2_root() {
+    awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
+        /proc/self/mountinfo
+}
+
+# delegate USER: make a cgroup v2 subtree USER owns, as systemd delegates
+# one (Delegate=yes): the directory and the files that move processes and
+# enable controllers are the user's. Prints its path (nothing without
+# cgroup2).
+delegate() {
+    local root; root=$(cgroup2_root)
+    [ -n "$root" ] || return 0
+    local d="$root/hutch-ci-$1"
+    mkdir -p "$d"
+    chown "$1" "$d" "$d/cgroup.procs" "$d/cgroup.subtree_control" "$d/cgroup.threads"
+    echo "$d"
+}
+
+# undelegate USER: remove that subtree, killing what still runs in it.
+undelegate() {
+    local root; root=$(cgroup2_root)
+    local d="$root/hutch-ci-$1"
+    [ -n "$root" ] && [ -d "$d" ] || return 0
+    [ -e "$d/cgroup.kill" ] && echo 1 >"$d/cgroup.kill"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        find "$d" -depth -type d -exec rmdir {} + 2>/dev/null && return 0
+        sleep 0.2
+    done
+    log "could not remove $d"
+}
+
+# in_cgroup DIR CMD...: run CMD (a shell function too) inside the cgroup
+# DIR, or where it is when DIR is empty.
+in_cgroup() {
+    local d="$1"; shift
+    ( if [ -n "$d" ]; then echo "$BASHPID" >"$d/cgroup.procs"; fi; "$@" )
+}

@@ -20,11 +20,16 @@ bins=$(cargo test --locked --no-run --message-format=json 2>/dev/null \
 
 # The test binaries and hutch go where the plain users can run them.
 ci=$(mktemp -d /tmp/hutch-ci.XXXXXX)
-trap 'rm -rf "$ci"' EXIT
+trap 'rm -rf "$ci"; undelegate tuser; undelegate tsingle' EXIT
 chmod 755 "$ci"
 install -m 755 target/debug/hutch "$ci/hutch"
 for b in $bins; do install -m 755 "$b" "$ci/$(basename "$b" | sed 's/-[0-9a-f]*$//')"; done
 mkdir -m 1777 "$ci/tmp"
+
+# Each plain user runs its tests from a cgroup v2 subtree of its own, as
+# a systemd session with delegation would give it (tests/cgroups.rs).
+declare -A cg
+for who in tuser tsingle; do cg[$who]=$(delegate "$who"); done
 
 failed=0
 log "unit tests"
@@ -36,7 +41,7 @@ for who in root tuser tsingle; do
         log "integration tests $(basename "$t") as $who"
         cmd=(env HUTCH_BIN="$ci/hutch" HUTCH_TEST_TMP="$ci/tmp" "$t" --test-threads=2)
         if [ "$who" = root ]; then "${cmd[@]}" || failed=1
-        else (cd "$ci" && as "$who" "${cmd[@]}") || failed=1; fi
+        else (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "${cmd[@]}") || failed=1; fi
     done
 done
 
@@ -44,7 +49,7 @@ done
 bud_test="$PWD/integration/buildah.sh"
 for who in tuser tsingle; do
     log "buildah integration as $who"
-    (cd "$ci" && as "$who" "$bud_test" "$ci/hutch") || failed=1
+    (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$bud_test" "$ci/hutch") || failed=1
 done
 
 # podman drives hutch through conmon, as each plain user (issue 7),
@@ -52,7 +57,7 @@ done
 podman_test="$PWD/integration/podman.sh"
 for who in tuser tsingle; do
     log "podman integration as $who"
-    (cd "$ci" && as "$who" "$podman_test" "$ci/hutch") || failed=1
+    (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$podman_test" "$ci/hutch") || failed=1
 done
 
 # Slurm: a one-node cluster, srun/sbatch --container as tuser (run as root).

@@ -25,15 +25,15 @@ pub struct Cli {
     #[arg(long)]
     pub debug: bool,
 
-    /// Accepted for compatibility; hutch does not manage cgroups
+    /// Accepted for compatibility; hutch has no systemd cgroup driver (a slice:prefix:name cgroupsPath is ignored)
     #[arg(long)]
     pub systemd_cgroup: bool,
 
-    /// Accepted for compatibility (true, false or auto); hutch does not manage cgroups
+    /// Accepted for compatibility (true, false or auto); hutch goes by what the caller may do
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub rootless: Option<String>,
 
-    /// Accepted for compatibility with crun; hutch does not manage cgroups
+    /// As crun: `disabled` makes and joins no cgroup; any other value is accepted and changes nothing (hutch manages cgroup v2 itself)
     #[arg(long, value_name = "MANAGER")]
     pub cgroup_manager: Option<String>,
 

@@ -11,6 +11,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::cgroup;
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::hooks;
@@ -26,6 +27,8 @@ pub struct Globals {
     /// The state directory.
     pub root: PathBuf,
     pub host: Host,
+    /// `--cgroup-manager disabled`: make and join no cgroup.
+    pub cgroups_disabled: bool,
 }
 
 /// Options of `create` (and `run`).
@@ -92,7 +95,7 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
 }
 
 /// The part of `create` that can leave things behind: on error the caller
-/// removes the entry; the container process is killed here.
+/// removes the entry; the cgroup and the container process go here.
 fn spawn_in(
     g: &Globals,
     id: &str,
@@ -100,6 +103,34 @@ fn spawn_in(
     plan: &Plan,
     entry: &Entry,
     pid_file: Option<&state::PidFile>,
+) -> Result<Record> {
+    // The cgroup is made from the host's view of the tree, before any
+    // namespace is joined; with no cgroup in the plan nothing is read.
+    let cgroup = match &plan.cgroup {
+        Some(c) if !g.cgroups_disabled => cgroup::prepare(c, id)?,
+        Some(_) | None => None,
+    };
+    let spawned = match &cgroup {
+        Some(cg) => entry.save_cgroup(&cg.path, &cg.made),
+        None => Ok(()),
+    }
+    .and_then(|()| clone_container(g, id, opts, plan, entry, pid_file, cgroup.as_ref()));
+    if let (Err(_), Some(cg)) = (&spawned, cgroup) {
+        cg.discard();
+    }
+    spawned
+}
+
+/// Clone the container process and see it through create; on error it is
+/// killed and reaped.
+fn clone_container(
+    g: &Globals,
+    id: &str,
+    opts: &CreateOptions,
+    plan: &Plan,
+    entry: &Entry,
+    pid_file: Option<&state::PidFile>,
+    cgroup: Option<&cgroup::Cgroup>,
 ) -> Result<Record> {
     let listener = sync::listen(&entry.short_path(CTL_SOCKET))
         .map_err(|e| Error::sys("listen on", entry.path.join(CTL_SOCKET), e))?;
@@ -137,9 +168,13 @@ fn spawn_in(
         .as_ref()
         .map(|p| crate::seccomp::compile(p, &g.root))
         .transpose()?;
-    let pid = match sys::clone_process(ns::clone_flags(plan))
-        .map_err(|e| Error::call("clone the container process", e))?
-    {
+    // Born in its cgroup, when it has one: it never runs outside it, and
+    // makes its cgroup namespace (after the id maps) rooted there.
+    let cloned = match cgroup {
+        Some(cg) => sys::clone_process_into(ns::clone_flags(plan), cg.dir()),
+        None => sys::clone_process(ns::clone_flags(plan)),
+    };
+    let pid = match cloned.map_err(|e| Error::call("clone the container process", e))? {
         Forked::Child => {
             drop(parent_sock);
             entry.forget_lock_in_child();

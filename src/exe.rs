@@ -19,6 +19,13 @@ use crate::spec::{Host, IdRange, Plan, UserNs};
 /// Set in the environment of the re-executed copy, so it does not loop.
 const SEALED: &str = "_HUTCH_SEALED";
 
+/// True in the re-executed copy. The config's warnings were printed by
+/// the process that made the copy, from the same config; the copy does
+/// not print them again.
+pub fn is_sealed_copy() -> bool {
+    std::env::var_os(SEALED).is_some()
+}
+
 /// Re-execute from a sealed copy if the container could write hutch's
 /// binary and this is not already the copy. Returns when no copy is
 /// needed; does not return otherwise.

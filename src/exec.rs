@@ -96,7 +96,23 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
         .as_ref()
         .map(|p| seccomp::compile(p, &g.root))
         .transpose()?;
-    let namespaces = open_namespaces(record.pid)?;
+    // The container's cgroup, opened while the host's paths are in reach:
+    // the process is cloned into it.
+    let cgroup = match (entry.load_cgroup(), g.cgroups_disabled) {
+        (Some((path, _)), false) => Some(crate::cgroup::open(&path)?),
+        _ => None,
+    };
+    let mut namespaces = open_namespaces(record.pid)?;
+    // With a cgroup to clone into, the process joins the cgroup namespace
+    // itself, after the clone: the kernel may refuse to move it into a
+    // cgroup outside its creator's cgroup namespace (nsdelegate).
+    let late_cgroupns = match &cgroup {
+        Some(_) => namespaces
+            .iter()
+            .position(|(kind, ..)| *kind == "cgroup")
+            .map(|i| namespaces.remove(i).2),
+        None => None,
+    };
     if !state::is_alive(&record) {
         return Err(Error::WrongState {
             id: id.to_string(),
@@ -122,12 +138,21 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
             .thread_block()
             .map_err(|e| Error::call("block signals", e))?;
     }
-    let pid = match sys::clone_process(CloneFlags::empty())
-        .map_err(|e| Error::call("fork the exec process", e))?
-    {
+    let forked = match &cgroup {
+        Some(dir) => sys::clone_process_into(CloneFlags::empty(), dir.as_fd()),
+        None => sys::clone_process(CloneFlags::empty()),
+    };
+    let pid = match forked.map_err(|e| Error::call("fork the exec process", e))? {
         Forked::Child => {
             drop(parent_sock);
-            let err = match child(&plan, compiled, console, opts.preserve_fds, id) {
+            let joined = match &late_cgroupns {
+                Some(ns) => nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWCGROUP)
+                    .map_err(|e| Error::call("join the container's cgroup namespace", e)),
+                None => Ok(()),
+            };
+            let err = match joined
+                .and_then(|()| child(&plan, compiled, console, opts.preserve_fds, id))
+            {
                 Ok(never) => match never {},
                 Err(e) => e,
             };

@@ -26,7 +26,7 @@ pub fn gate(key: &str) -> Result<()> {
             note,
             ..
         }) => {
-            tracing::warn!("{key} is ignored: {note}");
+            config_warning(format_args!("{key} is ignored: {note}"));
             Ok(())
         }
         Some(Feature {
@@ -35,6 +35,14 @@ pub fn gate(key: &str) -> Result<()> {
             ..
         }) => Err(Error::Config(format!("{key} is not supported: {note}"))),
         None => Err(Error::Config(format!("{key} is not supported"))),
+    }
+}
+
+/// A warning about the config, printed once: not again by the sealed copy
+/// of hutch (`exe::protect`), which reads the same config.
+pub fn config_warning(msg: std::fmt::Arguments<'_>) {
+    if !crate::exe::is_sealed_copy() {
+        tracing::warn!("{msg}");
     }
 }
 
@@ -125,7 +133,7 @@ pub fn document() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false},
+            "cgroup": {"v1": false, "v2": works("linux.cgroupsPath"), "systemd": false, "systemdUser": false, "rdma": works("linux.resources.rdma")},
             "seccomp": {"enabled": works("linux.seccomp")},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},

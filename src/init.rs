@@ -4,9 +4,10 @@
 //! steps themselves live in `ns/`, `mount/` and `process.rs`.
 //!
 //! The process is cloned by `create` into its new user and pid namespaces
-//! (and mount, network, uts, ipc and cgroup ones), waits there for `create`
-//! to write its id maps, reports ready, and waits for `start`. The start
-//! path then makes the container's mounts, `pivot_root`s,
+//! (and mount, network, uts and ipc ones; into its cgroup when it has
+//! one), waits there for `create` to write its id maps, makes its cgroup
+//! namespace, reports ready, and waits for `start`. The start path then
+//! makes the container's mounts, `pivot_root`s,
 //! sets up the process and `execve`s the program, which keeps this pid.
 //! Errors go back to whoever waits (create or start) as one line of text,
 //! and the process exits.
@@ -73,11 +74,14 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
     if nix::unistd::setsid().is_err() {
         sys::exit_now(1);
     }
-    // create-time part: failures go back to `create`.
-    // The memory policy is set here, not on the start path, so that a node
-    // the host lacks fails `create`; the program inherits it.
+    // create-time part: failures go back to `create`. The cgroup this
+    // process was cloned into becomes the root of the cgroup namespace
+    // made here (one made by the clone would be rooted at create's). The
+    // memory policy is set here, not on the start path, so that a node the
+    // host lacks fails `create`; the program inherits it.
     let prepared = wait_for_maps(sync.as_fd())
         .and_then(|()| crate::ns::join_mount(plan))
+        .and_then(|()| crate::ns::new_cgroup_namespace(plan))
         .and_then(|()| loopback(plan))
         .and_then(|()| process::set_memory_policy(plan.memory_policy.as_ref()));
     if let Err(e) = prepared {

@@ -4,14 +4,17 @@
 //! # What it is
 //! `create` turns `config.json` into a validated [`spec::Plan`], claims the
 //! id in the state directory and clones the container process into its
-//! new user and pid namespaces (and network, uts, ipc, cgroup ones); that
-//! process waits. `start` releases it: it makes its mount namespace, the
-//! mounts, `pivot_root`s, sets up the process and `execve`s the program,
+//! new user, pid and mount namespaces (and network, uts, ipc ones, and its
+//! cgroup v2 when the config asks for one); that process makes its cgroup
+//! namespace and waits. `start` releases it: it makes the mounts,
+//! `pivot_root`s, sets up the process and `execve`s the program,
 //! which keeps the pid `create` reported. `state`, `kill` and `delete` work
 //! from the state directory and the kernel's view of that pid.
 //!
 //! # What it is not
-//! - Not a cgroup manager: resource limits are listed as ignored.
+//! - Not a cgroup manager beyond its own containers: `linux.resources`
+//!   are written to a cgroup v2 the caller may make (a delegated
+//!   subtree); cgroup v1 and systemd are not managed.
 //! - Not a security policy: it applies what the config asks, never more
 //!   privilege than its caller has. See SECURITY.md.
 //! - Not a daemon: nothing of hutch runs between operations.
@@ -27,6 +30,7 @@
 //! Logging is synchronous for the same reason.
 #![deny(unsafe_code)]
 
+pub mod cgroup;
 pub mod cli;
 pub mod container;
 pub mod error;

@@ -33,6 +33,8 @@ fn run(cli: Cli) -> Result<u8> {
             .clone()
             .unwrap_or_else(|| hutch::state::default_root(host)),
         host,
+        // podman's --cgroups=disabled: no cgroup, whatever the config says.
+        cgroups_disabled: cli.cgroup_manager.as_deref() == Some("disabled"),
     };
     match cli.command {
         Command::Create(args) => {

@@ -224,6 +224,8 @@ pub struct Plan {
     /// `linux.timeOffsets`, as `/proc/self/timens_offsets` takes them.
     pub time_offsets: String,
     pub annotations: BTreeMap<String, String>,
+    /// The container's cgroup v2 (`None`: hutch does no cgroup I/O).
+    pub cgroup: Option<crate::cgroup::CgroupPlan>,
 }
 
 /// One network device to move into the container's network namespace.
@@ -425,14 +427,10 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         }
     };
 
-    if linux.cgroups_path().is_some() {
-        gate("linux.cgroupsPath")?;
+    if linux.resources().is_some() {
+        gate("linux.resources")?;
     }
-    if let Some(r) = linux.resources() {
-        if !resources_are_device_deny_only(r) {
-            gate("linux.resources")?;
-        }
-    }
+    let cgroup = crate::cgroup::plan(&linux)?;
     if linux.intel_rdt().is_some() {
         gate("linux.intelRdt")?;
     }
@@ -493,6 +491,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         net_devices,
         memory_policy,
         annotations,
+        cgroup,
     })
 }
 
@@ -1526,25 +1525,6 @@ fn plan_sysctl(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<Vec<
     }
     out.sort();
     Ok(out)
-}
-
-/// buildah and runtime-tools always send `devices: [{allow: false, access: rwm}]`
-/// and nothing else: that is what hutch's `/dev` gives by construction.
-fn resources_are_device_deny_only(r: &oci_spec::runtime::LinuxResources) -> bool {
-    let only_devices = r.memory().is_none()
-        && r.cpu().is_none()
-        && r.pids().is_none()
-        && r.block_io().is_none()
-        && r.hugepage_limits().as_ref().is_none_or(|v| v.is_empty())
-        && r.network().is_none()
-        && r.rdma().is_none()
-        && r.unified().as_ref().is_none_or(|u| u.is_empty());
-    only_devices
-        && r.devices()
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .all(|d| !d.allow())
 }
 
 #[cfg(test)]

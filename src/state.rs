@@ -386,6 +386,9 @@ pub struct Entry {
 const STATE_FILE: &str = "state.json";
 /// Name of the copy of config.json.
 const CONFIG_FILE: &str = "config.json";
+/// Name of the file naming the container's cgroup and the directories
+/// hutch made for it (only for a container in a cgroup).
+const CGROUP_FILE: &str = "cgroup.json";
 /// Name of the control socket.
 pub const CTL_SOCKET: &str = "ctl";
 
@@ -484,6 +487,36 @@ impl Entry {
     /// (`exec`) work from what `create` saw, whatever the bundle holds now.
     pub fn save_config(&self, text: &[u8]) -> Result<()> {
         self.write_atomically(CONFIG_FILE, text)
+    }
+
+    /// Note the container's cgroup and the directories hutch made for it
+    /// (deepest first), before the container process exists: whatever
+    /// becomes of `create`, removing the entry removes them.
+    pub fn save_cgroup(&self, cgroup: &Path, made: &[PathBuf]) -> Result<()> {
+        let doc = serde_json::json!({"cgroup": cgroup, "made": made});
+        self.write_atomically(CGROUP_FILE, doc.to_string().as_bytes())
+    }
+
+    /// The container's cgroup and the directories hutch made for it;
+    /// `None` for a container without one.
+    pub fn load_cgroup(&self) -> Option<(PathBuf, Vec<PathBuf>)> {
+        let fd = nix::fcntl::openat(
+            &self.dir,
+            CGROUP_FILE,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .ok()?;
+        let text = std::io::read_to_string(std::fs::File::from(fd)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let cgroup = PathBuf::from(v.get("cgroup")?.as_str()?);
+        let made = v
+            .get("made")?
+            .as_array()?
+            .iter()
+            .filter_map(|p| p.as_str().map(PathBuf::from))
+            .collect();
+        Some((cgroup, made))
     }
 
     /// The copy of `config.json` kept at create.
@@ -588,12 +621,21 @@ impl Entry {
     /// Remove the entry and everything in it. Best effort: what cannot be
     /// removed is left for `delete --force`.
     pub fn remove(self) {
+        // The cgroups hutch made go first (their processes are gone, or
+        // are killed there); a failure is a warning.
+        if let Some((_, made)) = self.load_cgroup() {
+            if let Err(e) = crate::cgroup::remove(&made) {
+                tracing::warn!("{e}");
+            }
+        }
         for name in [
             STATE_FILE,
             ".state.json.tmp",
             CTL_SOCKET,
             CONFIG_FILE,
             ".config.json.tmp",
+            CGROUP_FILE,
+            ".cgroup.json.tmp",
         ] {
             let _ = nix::unistd::unlinkat(&self.dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }

@@ -39,6 +39,56 @@ pub fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
     }
 }
 
+/// `clone3({flags, exit_signal: SIGCHLD, cgroup, flags: CLONE_INTO_CGROUP})`:
+/// as [`clone_process`], and the child starts in the cgroup v2 directory
+/// `cgroup` (Linux 5.7). Unlike a later write of its pid to
+/// `cgroup.procs`, this takes no RCU grace period (about 10 ms).
+pub fn clone_process_into(flags: CloneFlags, cgroup: BorrowedFd<'_>) -> nix::Result<Forked> {
+    /// The kernel's `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup.as_raw_fd() as u64,
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed, alive across
+    // the call. A zero stack makes the child run on a copy of the caller's
+    // stack, as after fork(2) (see clone_process).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match Errno::result(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as libc::pid_t))),
+    }
+}
+
 /// `_exit(code)`: leave at once, without running destructors or atexit
 /// handlers that belong to the parent's copy of the process.
 pub fn exit_now(code: i32) -> ! {

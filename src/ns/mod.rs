@@ -19,10 +19,13 @@ use crate::spec::{NsAction, Plan, UserNs};
 /// The namespaces to create with `clone` at `create`: the user namespace
 /// (everything else must belong to it) and the pid namespace (only a new
 /// process can enter one, and the container process must be its pid 1),
-/// then network, uts, ipc and cgroup, so that a caller can configure them
-/// between `create` and `start` through `/proc/PID/ns/*`, as buildah and
-/// podman do. The mount namespace is new too (the container's mounts are
-/// made in it on the start path), unless the config names one to join.
+/// then network, uts and ipc, so that a caller can configure them between
+/// `create` and `start` through `/proc/PID/ns/*`, as buildah and podman
+/// do. Not the cgroup namespace: `clone` would root it at the cgroup of
+/// `create`, even with `CLONE_INTO_CGROUP`, so the container process makes
+/// it ([`new_cgroup_namespace`]) in its own cgroup. The mount namespace is
+/// new too (the container's mounts are made in it on the start path),
+/// unless the config names one to join.
 pub fn clone_flags(plan: &Plan) -> CloneFlags {
     let mut flags = CloneFlags::empty();
     if matches!(plan.userns, UserNs::New { .. }) {
@@ -32,11 +35,21 @@ pub fn clone_flags(plan: &Plan) -> CloneFlags {
         flags |= CloneFlags::CLONE_NEWNS;
     }
     for (action, flag) in others(plan) {
-        if *action == NsAction::New {
+        if *action == NsAction::New && flag != CloneFlags::CLONE_NEWCGROUP {
             flags |= flag;
         }
     }
     flags
+}
+
+/// `unshare(CLONE_NEWCGROUP)` when the config asks for a new cgroup
+/// namespace: rooted at the cgroup this process is in now.
+pub fn new_cgroup_namespace(plan: &Plan) -> Result<()> {
+    if plan.namespaces.cgroup != NsAction::New {
+        return Ok(());
+    }
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| Error::call("unshare the cgroup namespace", e))
 }
 
 /// Join the namespaces the config names by path. Runs in hutch itself,
