@@ -17,6 +17,8 @@ use feature_table::{Support, TABLE};
 fn main() {
     println!("cargo:rerun-if-changed=src/cli.rs");
     println!("cargo:rerun-if-changed=src/feature_table.rs");
+    // build-release.sh links in this order: a new one must relink.
+    println!("cargo:rerun-if-changed=integration/order/hutch.order");
     let page = render(&cli::Cli::command());
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("hutch.1");
