@@ -130,29 +130,16 @@ pub fn mount_setattr(
     clear: u64,
     propagation: u64,
 ) -> nix::Result<()> {
-    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation,
-        userns_fd: 0,
-    };
-    // SAFETY: the path is a valid NUL-terminated empty string, `attr` lives
-    // across the call and its size is passed.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(ret).map(drop)
+    setattr(
+        fd,
+        recursive,
+        &MountAttr {
+            attr_set: set,
+            attr_clr: clear,
+            propagation,
+            userns_fd: 0,
+        },
+    )
 }
 
 /// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], {IDMAP, userns})`:
@@ -163,25 +150,33 @@ pub fn mount_setattr_idmap(
     recursive: bool,
     userns: BorrowedFd<'_>,
 ) -> nix::Result<()> {
+    // The user namespace fd is borrowed: it stays open across the call.
+    setattr(
+        fd,
+        recursive,
+        &MountAttr {
+            attr_set: attr::IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        },
+    )
+}
+
+fn setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> nix::Result<()> {
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
-    let attr = MountAttr {
-        attr_set: attr::IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: as in `mount_setattr`; the user namespace fd is borrowed and
-    // stays open across the call.
+    // SAFETY: the path is a valid NUL-terminated empty string, `attr` lives
+    // across the call and its size is passed.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
