@@ -195,7 +195,8 @@ fn limits_take_effect_or_are_warned_about_by_controller() {
         c["linux"]["resources"] = json!({
             "pids": {"limit": 20},
             "memory": {"limit": 268435456},
-            "cpu": {"shares": 1024}
+            "cpu": {"shares": 1024},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]
         })
     });
     let out = start(&b);
@@ -205,6 +206,17 @@ fn limits_take_effect_or_are_warned_about_by_controller() {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
         assert!(procs.lines().any(|l| l == b.pid().to_string()), "{procs}");
         let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap();
+        // CI names the controllers cgroup v2 holds for one run: they must
+        // be there, and the limits in their files.
+        for expected in std::env::var("HUTCH_EXPECT_CONTROLLERS")
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            assert!(
+                controllers.split_whitespace().any(|c| c == expected),
+                "{expected} not in {controllers:?}"
+            );
+        }
         let mut warned = 0;
         for (controller, field, file, want) in [
             ("pids", "linux.resources.pids.limit", "pids.max", "20"),
@@ -215,6 +227,12 @@ fn limits_take_effect_or_are_warned_about_by_controller() {
                 "268435456",
             ),
             ("cpu", "linux.resources.cpu.shares", "cpu.weight", "39"),
+            (
+                "hugetlb",
+                "linux.resources.hugepageLimits",
+                "hugetlb.2MB.max",
+                "4194304",
+            ),
         ] {
             if controllers.split_whitespace().any(|c| c == controller) {
                 let got = std::fs::read_to_string(dir.join(file)).unwrap();
