@@ -85,3 +85,31 @@ in_cgroup() {
     local d="$1"; shift
     ( if [ -n "$d" ]; then echo "$BASHPID" >"$d/cgroup.procs"; fi; "$@" )
 }
+
+# debian_rootfs NAME [PKG...]: print the path of a Debian bookworm root file
+# system (debootstrap minbase, plus PKG... installed with apt-get inside it),
+# made once and cached under /var/cache/hutch-ci/NAME (a second call with the
+# same NAME reuses it). Readable by everyone; copy it before changing it.
+# Needs root and the Debian mirror (the one network CI has).
+debian_rootfs() {
+    local name="$1"; shift
+    local dir="/var/cache/hutch-ci/$name" mirror
+    if [ -f "$dir/.complete" ]; then echo "$dir/rootfs"; return 0; fi
+    ensure_packages debootstrap
+    mirror=$(awk '/^(deb|URIs:)/ { for (i = 1; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' \
+        /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+    rm -rf "$dir"; mkdir -p "$dir"
+    log "debootstrap bookworm into $dir (${*:-minbase})"
+    debootstrap --variant=minbase bookworm "$dir/rootfs" "${mirror:-http://deb.debian.org/debian}" \
+        >"$dir/debootstrap.log" 2>&1 || { tail -n 20 "$dir/debootstrap.log" >&2; die "debootstrap failed"; }
+    if [ $# -gt 0 ]; then
+        cp /etc/resolv.conf "$dir/rootfs/etc/resolv.conf" 2>/dev/null || true
+        chroot "$dir/rootfs" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
+            sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"' sh "$@" \
+            >"$dir/apt.log" 2>&1 || { tail -n 20 "$dir/apt.log" >&2; die "apt-get in $dir failed"; }
+        chroot "$dir/rootfs" apt-get clean
+    fi
+    chmod 755 "$dir"
+    touch "$dir/.complete"
+    echo "$dir/rootfs"
+}
