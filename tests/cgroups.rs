@@ -877,3 +877,107 @@ fn exec_joins_every_hierarchy() {
     }
     finish(&b);
 }
+
+/// The mounts at and below `/sys/fs/cgroup` in a mountinfo: mount point,
+/// root, type and mount options, in order (a later one hides an earlier).
+fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String, String, String)> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split_whitespace().collect();
+            let fstype = right.split_whitespace().next()?;
+            f[4].starts_with("/sys/fs/cgroup").then(|| {
+                (
+                    f[4].to_string(),
+                    f[3].to_string(),
+                    fstype.to_string(),
+                    f[5].to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_cgroup_mount_shows_the_containers_own_cgroups_read_only() {
+    let script = "cat /proc/self/mountinfo >/tmp/mi; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max >/tmp/pids 2>/dev/null; touch /sys/fs/cgroup/x 2>/tmp/ro; touch /tmp/ready; exec sleep 1000";
+    // With a cgroup namespace of its own (new mounts, rooted there) and
+    // without (Docker on v1: binds of its cgroups' directories).
+    for own_ns in [true, false] {
+        let mut b = if own_ns {
+            bundle(script)
+        } else {
+            Bundle::new(&["/bin/sh", "-c", script])
+        };
+        let (path, _) = cgroups_path(&b);
+        b.edit(|c| {
+            c["linux"]["cgroupsPath"] = json!(path);
+            c["linux"]["resources"] = json!({"pids": {"limit": 33}});
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
+            }));
+        });
+        start(&b);
+        let mounts = cgroup_mounts(&std::fs::read_to_string(b.rootfs().join("tmp/mi")).unwrap());
+        let all = cg::hierarchies();
+        let v1_host = all.iter().any(|h| h.v1);
+        let find = |point: &str| {
+            mounts
+                .iter()
+                .rev()
+                .find(|m| m.0 == point)
+                .unwrap_or_else(|| panic!("own_ns {own_ns}: no mount at {point}: {mounts:?}"))
+                .clone()
+        };
+        if v1_host {
+            let top = find("/sys/fs/cgroup");
+            assert_eq!(top.2, "tmpfs", "{mounts:?}");
+        }
+        // The cgroup the container is in, in hierarchy h, as the host names it.
+        let container_cgroup = |h: &cg::Hierarchy| -> String {
+            if !h.writable() {
+                return h.own.clone();
+            }
+            match path.strip_prefix('/') {
+                Some(_) => path.clone(),
+                None => format!("{}/{path}", h.own.trim_end_matches('/')),
+            }
+        };
+        for h in &all {
+            let point = if v1_host {
+                format!(
+                    "/sys/fs/cgroup/{}",
+                    h.point.file_name().unwrap().to_string_lossy()
+                )
+            } else {
+                "/sys/fs/cgroup".to_string()
+            };
+            let (_, root, fstype, opts) = find(&point);
+            assert_eq!(fstype, if h.v1 { "cgroup" } else { "cgroup2" }, "{point}");
+            assert!(
+                opts.split(',').any(|o| o == "ro"),
+                "{point} not read-only: {opts}"
+            );
+            let want = if own_ns {
+                "/".to_string()
+            } else {
+                container_cgroup(h)
+            };
+            assert_eq!(root, want, "own_ns {own_ns}: {point} shows {root}");
+        }
+        let ro = std::fs::read_to_string(b.rootfs().join("tmp/ro")).unwrap();
+        assert!(ro.contains("Read-only"), "{ro}");
+        // The limit is in the container's own view where it applies.
+        let pids_here = match cg::v1_with("pids") {
+            Some(h) => h.writable(),
+            None => delegated() && cg::v2_holds("pids", &own_dir()),
+        };
+        if pids_here {
+            let got = std::fs::read_to_string(b.rootfs().join("tmp/pids")).unwrap();
+            assert_eq!(got.trim(), "33", "own_ns {own_ns}");
+        }
+        finish(&b);
+    }
+}
