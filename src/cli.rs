@@ -48,6 +48,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// The shells `hutch completion` writes a script for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
 /// Flags of `create` and `run`.
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
@@ -199,6 +207,11 @@ pub enum Command {
     Features,
     /// Print the manual page, hutch(1) (read it with `hutch man | man -l -`)
     Man,
+    /// Print the shell completion script for bash, zsh or fish
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
     /// List the containers
     List {
         /// table or json
