@@ -195,19 +195,24 @@ pub(super) fn plan_memory_policy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Re
                 .into(),
         ));
     }
-    let bits = libc::c_ulong::BITS as usize;
-    let mut nodemask: Vec<libc::c_ulong> = Vec::new();
-    for n in nodes {
-        if nodemask.len() <= n / bits {
-            nodemask.resize(n / bits + 1, 0);
-        }
-        nodemask[n / bits] |= 1 << (n % bits);
-    }
     Ok(MemoryPolicy {
         mode: mode | flags,
-        nodemask,
+        nodemask: nodemask(&nodes),
         text: format!("{} nodes `{nodes_text}`", p.mode()),
     })
+}
+
+/// Node numbers → the mask set_mempolicy(2) takes, one bit per node.
+fn nodemask(nodes: &[usize]) -> Vec<libc::c_ulong> {
+    let bits = libc::c_ulong::BITS as usize;
+    let mut mask: Vec<libc::c_ulong> = Vec::new();
+    for &n in nodes {
+        if mask.len() <= n / bits {
+            mask.resize(n / bits + 1, 0);
+        }
+        mask[n / bits] |= 1 << (n % bits);
+    }
+    mask
 }
 
 pub(super) fn plan_devices(linux: &oci_spec::runtime::Linux) -> Result<Vec<DevicePlan>> {
@@ -283,6 +288,25 @@ pub(super) fn plan_sysctl(
     }
     out.sort();
     Ok(out)
+}
+
+/// `linux.personality`: the execution domain for personality(2); flags
+/// are refused.
+pub(super) fn plan_personality(linux: &oci_spec::runtime::Linux) -> Result<Option<libc::c_ulong>> {
+    use oci_spec::runtime::LinuxPersonalityDomain as D;
+    let Some(p) = linux.personality() else {
+        return Ok(None);
+    };
+    gate("linux.personality")?;
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::Config(
+            "linux.personality.flags are not supported".into(),
+        ));
+    }
+    Ok(Some(match p.domain() {
+        D::PerLinux => 0x0000,
+        D::PerLinux32 => 0x0008,
+    }))
 }
 
 #[cfg(test)]

@@ -23,8 +23,11 @@ pub use mounts::{MountIdMap, MountKind, MountPlan};
 pub use namespaces::{is_mapped, IdRange, MapWriter, Namespaces, NsAction, UserNs};
 pub use process::{CapSets, ProcessPlan};
 
-use linux::{plan_devices, plan_memory_policy, plan_net_devices, plan_sysctl, plan_time_offsets};
-use mounts::{plan_mount, plan_paths};
+use linux::{
+    plan_devices, plan_memory_policy, plan_net_devices, plan_personality, plan_sysctl,
+    plan_time_offsets,
+};
+use mounts::{plan_mounts, plan_paths, plan_rootfs_propagation};
 use namespaces::{plan_namespaces, plan_userns};
 use process::plan_process;
 
@@ -133,38 +136,11 @@ fn explain(text: &[u8], e: serde_json::Error) -> String {
     e.to_string()
 }
 
-/// Validate `spec` and build the plan.
+/// Validate `spec` and build the plan. The sections are checked in this
+/// order, so the first error a config has is the one reported.
 pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
     check_version(spec.version())?;
-
-    let root = spec
-        .root()
-        .as_ref()
-        .ok_or_else(|| Error::Config("root is missing".into()))?;
-    gate("root.path")?;
-    // The real path: mounts are checked against where the kernel says the
-    // root is, and HPC home and scratch paths are often symlinks.
-    let rootfs = bundle.join(root.path());
-    let rootfs = std::fs::canonicalize(&rootfs).unwrap_or(rootfs);
-    match std::fs::metadata(&rootfs) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(Error::Config(format!(
-                "root.path `{}` is not a directory",
-                rootfs.display()
-            )))
-        }
-        Err(e) => {
-            return Err(Error::Config(format!(
-                "root.path `{}`: {e}",
-                rootfs.display()
-            )))
-        }
-    }
-    let root_readonly = root.readonly().unwrap_or(false);
-    if root_readonly {
-        gate("root.readonly")?;
-    }
+    let (rootfs, root_readonly) = plan_root(spec, bundle)?;
 
     // `process` is optional until start: without it the container is
     // made, and start fails.
@@ -182,79 +158,19 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
     let namespaces = plan_namespaces(&linux)?;
     let userns = plan_userns(&linux, &namespaces.user, host)?;
     let process = plan_process(process, &userns)?;
+    check_names(spec, &namespaces)?;
+    let hooks = plan_hooks(spec)?;
+    let annotations = plan_annotations(spec)?;
 
-    if spec.hostname().is_some() {
-        gate("hostname")?;
-    }
-    if spec.domainname().is_some() {
-        gate("domainname")?;
-    }
-    if (spec.hostname().is_some() || spec.domainname().is_some())
-        && namespaces.uts == NsAction::Inherit
-    {
-        return Err(Error::Config(
-            "hostname and domainname need a private uts namespace".into(),
-        ));
-    }
-    if let Some(h) = spec.hostname() {
-        check_name("hostname", h)?;
-    }
-    if let Some(d) = spec.domainname() {
-        check_name("domainname", d)?;
-    }
-    let hooks = match spec.hooks() {
-        Some(h) if hooks_present(h) => {
-            gate("hooks")?;
-            crate::hooks::plan(h)?
-        }
-        _ => crate::hooks::Hooks::default(),
-    };
-    let annotations: BTreeMap<String, String> = spec
-        .annotations()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    if !annotations.is_empty() {
-        gate("annotations")?;
-    }
-
-    let mut mounts = Vec::new();
-    for m in spec.mounts().as_deref().unwrap_or_default() {
-        mounts.push(plan_mount(m, bundle, &userns, host)?);
-    }
+    let mounts = plan_mounts(spec, bundle, &userns, host)?;
     let minimal_dev = !mounts.iter().any(|m| m.destination == Path::new("/dev"));
-
     let devices = plan_devices(&linux)?;
     let masked_paths = plan_paths("linux.maskedPaths", linux.masked_paths())?;
     let readonly_paths = plan_paths("linux.readonlyPaths", linux.readonly_paths())?;
     let sysctl = plan_sysctl(&linux, &namespaces)?;
+    let rootfs_propagation = plan_rootfs_propagation(&linux)?;
 
-    let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
-        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        Some(p) => {
-            gate("linux.rootfsPropagation")?;
-            match p {
-                "shared" | "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-                "slave" | "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-                "private" | "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-                "unbindable" | "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-                other => {
-                    return Err(Error::Config(format!(
-                        "linux.rootfsPropagation: unknown value `{other}`"
-                    )))
-                }
-            }
-        }
-    };
-
-    if linux.resources().is_some() {
-        gate("linux.resources")?;
-    }
-    let cgroup = crate::cgroup::plan(&linux)?;
-    if linux.intel_rdt().is_some() {
-        gate("linux.intelRdt")?;
-    }
+    let cgroup = plan_cgroup(&linux)?;
     let seccomp = linux
         .seccomp()
         .as_ref()
@@ -270,22 +186,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         .as_ref()
         .map(plan_memory_policy)
         .transpose()?;
-    let personality = match linux.personality() {
-        None => None,
-        Some(p) => {
-            gate("linux.personality")?;
-            use oci_spec::runtime::LinuxPersonalityDomain as D;
-            if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-                return Err(Error::Config(
-                    "linux.personality.flags are not supported".into(),
-                ));
-            }
-            Some(match p.domain() {
-                D::PerLinux => 0x0000,
-                D::PerLinux32 => 0x0008,
-            })
-        }
-    };
+    let personality = plan_personality(&linux)?;
 
     Ok(Plan {
         oci_version: spec.version().clone(),
@@ -314,6 +215,100 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         annotations,
         cgroup,
     })
+}
+
+/// `root`: the real path of the root directory (mounts are checked
+/// against where the kernel says the root is, and HPC home and scratch
+/// paths are often symlinks), and whether it is read-only.
+fn plan_root(spec: &Spec, bundle: &Path) -> Result<(PathBuf, bool)> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::Config("root is missing".into()))?;
+    gate("root.path")?;
+    let rootfs = bundle.join(root.path());
+    let rootfs = std::fs::canonicalize(&rootfs).unwrap_or(rootfs);
+    match std::fs::metadata(&rootfs) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::Config(format!(
+                "root.path `{}` is not a directory",
+                rootfs.display()
+            )))
+        }
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "root.path `{}`: {e}",
+                rootfs.display()
+            )))
+        }
+    }
+    let root_readonly = root.readonly().unwrap_or(false);
+    if root_readonly {
+        gate("root.readonly")?;
+    }
+    Ok((rootfs, root_readonly))
+}
+
+/// `hostname` and `domainname`: valid names, in a uts namespace of the
+/// container's own.
+fn check_names(spec: &Spec, namespaces: &Namespaces) -> Result<()> {
+    if spec.hostname().is_some() {
+        gate("hostname")?;
+    }
+    if spec.domainname().is_some() {
+        gate("domainname")?;
+    }
+    if (spec.hostname().is_some() || spec.domainname().is_some())
+        && namespaces.uts == NsAction::Inherit
+    {
+        return Err(Error::Config(
+            "hostname and domainname need a private uts namespace".into(),
+        ));
+    }
+    if let Some(h) = spec.hostname() {
+        check_name("hostname", h)?;
+    }
+    if let Some(d) = spec.domainname() {
+        check_name("domainname", d)?;
+    }
+    Ok(())
+}
+
+fn plan_hooks(spec: &Spec) -> Result<crate::hooks::Hooks> {
+    match spec.hooks() {
+        Some(h) if hooks_present(h) => {
+            gate("hooks")?;
+            crate::hooks::plan(h)
+        }
+        _ => Ok(crate::hooks::Hooks::default()),
+    }
+}
+
+fn plan_annotations(spec: &Spec) -> Result<BTreeMap<String, String>> {
+    let annotations: BTreeMap<String, String> = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    if !annotations.is_empty() {
+        gate("annotations")?;
+    }
+    Ok(annotations)
+}
+
+/// `linux.resources` (and `linux.intelRdt`, refused) → the container's
+/// cgroup, if it gets one.
+fn plan_cgroup(linux: &oci_spec::runtime::Linux) -> Result<Option<crate::cgroup::CgroupPlan>> {
+    if linux.resources().is_some() {
+        gate("linux.resources")?;
+    }
+    let cgroup = crate::cgroup::plan(linux)?;
+    if linux.intel_rdt().is_some() {
+        gate("linux.intelRdt")?;
+    }
+    Ok(cgroup)
 }
 
 /// Accept 1.0.0 through 1.3.x (with any pre-release suffix, as buildah's

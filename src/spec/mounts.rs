@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{Mount, Spec};
 
 use super::namespaces::{check_ranges, ranges};
 use super::{container_path, Host, IdRange, UserNs};
@@ -72,135 +72,55 @@ pub struct MountIdMap {
     pub recursive: bool,
 }
 
-pub(super) fn plan_mount(
-    m: &Mount,
+/// `mounts`, in the config's order.
+pub(super) fn plan_mounts(
+    spec: &Spec,
     bundle: &Path,
     userns: &UserNs,
     host: Host,
-) -> Result<MountPlan> {
+) -> Result<Vec<MountPlan>> {
+    spec.mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| plan_mount(m, bundle, userns, host))
+        .collect()
+}
+
+/// `linux.rootfsPropagation` (`MS_SLAVE|MS_REC` when not given).
+pub(super) fn plan_rootfs_propagation(linux: &oci_spec::runtime::Linux) -> Result<MsFlags> {
+    let Some(p) = linux.rootfs_propagation().as_deref() else {
+        return Ok(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    };
+    gate("linux.rootfsPropagation")?;
+    Ok(match p {
+        "shared" | "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" | "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "private" | "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "unbindable" | "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        other => {
+            return Err(Error::Config(format!(
+                "linux.rootfsPropagation: unknown value `{other}`"
+            )))
+        }
+    })
+}
+
+/// One entry of `mounts`.
+fn plan_mount(m: &Mount, bundle: &Path, userns: &UserNs, host: Host) -> Result<MountPlan> {
     gate("mounts")?;
     let destination = container_path("mounts.destination", m.destination())?;
     let has_maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
     if has_maps {
         gate("mounts.uidMappings")?;
     }
-    // None, `idmap` or `ridmap` (the last one given wins).
-    let mut idmap_option: Option<bool> = None;
     let fstype = m.typ().clone().unwrap_or_default();
     let options = m.options().clone().unwrap_or_default();
+    let opts = parse_options(&options, fstype == "bind")?;
 
-    let mut flags = MsFlags::empty();
-    let mut readonly = false;
-    let mut propagation = MsFlags::empty();
-    let mut bind = fstype == "bind";
-    let mut recursive = false;
-    let mut recursive_set = 0u64;
-    let mut recursive_clear = 0u64;
-    let mut copy_up = false;
-    let mut data: Vec<&str> = Vec::new();
-    for opt in &options {
-        let o = opt.as_str();
-        match o {
-            "bind" => bind = true,
-            "rbind" => {
-                bind = true;
-                recursive = true;
-            }
-            "ro" => readonly = true,
-            "rw" => readonly = false,
-            "defaults" | "async" | "loud" | "suid" | "dev" | "exec" | "atime" | "diratime"
-            | "norelatime" | "nostrictatime" | "nolazytime" | "noiversion" | "nomand"
-            | "symfollow" => {}
-            "nosuid" => flags |= MsFlags::MS_NOSUID,
-            "nodev" => flags |= MsFlags::MS_NODEV,
-            "noexec" => flags |= MsFlags::MS_NOEXEC,
-            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
-            "dirsync" => flags |= MsFlags::MS_DIRSYNC,
-            "mand" => flags |= MsFlags::MS_MANDLOCK,
-            "noatime" => flags |= MsFlags::MS_NOATIME,
-            "nodiratime" => flags |= MsFlags::MS_NODIRATIME,
-            "relatime" => flags |= MsFlags::MS_RELATIME,
-            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
-            "lazytime" => flags |= MsFlags::MS_LAZYTIME,
-            "iversion" => flags |= MsFlags::MS_I_VERSION,
-            "silent" => flags |= MsFlags::MS_SILENT,
-            "remount" => {}
-            "nosymfollow" => flags |= MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW),
-            "private" => propagation = MsFlags::MS_PRIVATE,
-            "rprivate" => propagation = MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-            "shared" => propagation = MsFlags::MS_SHARED,
-            "rshared" => propagation = MsFlags::MS_SHARED | MsFlags::MS_REC,
-            "slave" => propagation = MsFlags::MS_SLAVE,
-            "rslave" => propagation = MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            "unbindable" => propagation = MsFlags::MS_UNBINDABLE,
-            "runbindable" => propagation = MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-            "idmap" | "ridmap" => {
-                gate("mounts.options.idmap")?;
-                idmap_option = Some(o == "ridmap");
-            }
-            "tmpcopyup" => {
-                gate("mounts.options.tmpcopyup")?;
-                copy_up = true;
-            }
-            _ if o.starts_with('r') && recursive_attr(&o[1..]).is_some() => {
-                gate("mounts.options.recursive")?;
-                let (set, clear) = recursive_attr(&o[1..]).unwrap_or((0, 0));
-                recursive_set = (recursive_set & !clear) | set;
-                recursive_clear = (recursive_clear & !set) | clear;
-            }
-            _ => data.push(o),
-        }
-    }
-
-    let kind = if bind {
-        gate("mounts.bind")?;
-        let source = m.source().as_ref().ok_or_else(|| {
-            Error::Config(format!(
-                "mounts: bind mount on `{}` has no source",
-                destination.display()
-            ))
-        })?;
-        data.clear();
-        MountKind::Bind {
-            source: bundle.join(source),
-            recursive,
-        }
-    } else {
-        match fstype.as_str() {
-            "proc" => MountKind::Proc,
-            "sysfs" => MountKind::Sysfs,
-            "tmpfs" => MountKind::Tmpfs,
-            "devpts" => MountKind::Devpts,
-            "mqueue" => MountKind::Mqueue,
-            "cgroup" | "cgroup2" => MountKind::Cgroup,
-            "" | "none" => {
-                return Err(Error::Config(format!(
-                    "mounts: `{}` has no type and is not a bind mount",
-                    destination.display()
-                )))
-            }
-            other => MountKind::Other {
-                fstype: other.to_string(),
-                source: m
-                    .source()
-                    .as_ref()
-                    .map(|s| s.display().to_string())
-                    .unwrap_or_else(|| other.to_string()),
-            },
-        }
-    };
-    let key = match &kind {
-        MountKind::Bind { .. } => "mounts.bind",
-        MountKind::Proc => "mounts.proc",
-        MountKind::Sysfs => "mounts.sysfs",
-        MountKind::Tmpfs => "mounts.tmpfs",
-        MountKind::Devpts => "mounts.devpts",
-        MountKind::Mqueue => "mounts.mqueue",
-        MountKind::Cgroup => "mounts.cgroup",
-        MountKind::Other { .. } => "mounts.other",
-    };
-    gate(key)?;
-    if copy_up && kind != MountKind::Tmpfs {
+    let kind = mount_kind(m, &fstype, &opts, &destination, bundle)?;
+    gate(kind_key(&kind))?;
+    if opts.copy_up && kind != MountKind::Tmpfs {
         return Err(Error::Config(format!(
             "mounts: tmpcopyup on `{}` needs a tmpfs",
             destination.display()
@@ -215,31 +135,203 @@ pub(super) fn plan_mount(
         Some(s) if !s.as_os_str().is_empty() => s.display().to_string(),
         _ => fstype.clone(),
     };
-    let idmap = if has_maps || idmap_option.is_some() {
+    let idmap = if has_maps || opts.idmap.is_some() {
         Some(plan_mount_idmap(
             m,
             &destination,
             &kind,
-            idmap_option.unwrap_or(false),
+            opts.idmap.unwrap_or(false),
             userns,
             host,
         )?)
     } else {
         None
     };
+    // A bind mount takes no filesystem data.
+    let data = if opts.bind {
+        String::new()
+    } else {
+        opts.data.join(",")
+    };
     Ok(MountPlan {
         destination,
         kind,
-        flags,
-        readonly,
-        propagation,
-        recursive_set,
-        recursive_clear,
-        data: data.join(","),
-        copy_up,
+        flags: opts.flags,
+        readonly: opts.readonly,
+        propagation: opts.propagation,
+        recursive_set: opts.recursive_set,
+        recursive_clear: opts.recursive_clear,
+        data,
+        copy_up: opts.copy_up,
         fs_source,
         idmap,
     })
+}
+
+/// A mount's `options`, sorted by what hutch does with them.
+struct Options<'a> {
+    /// `bind` or `rbind` (or the type `bind`).
+    bind: bool,
+    /// `rbind`.
+    recursive: bool,
+    flags: MsFlags,
+    readonly: bool,
+    propagation: MsFlags,
+    recursive_set: u64,
+    recursive_clear: u64,
+    copy_up: bool,
+    /// None, `idmap` (false) or `ridmap` (true): the last one given wins.
+    idmap: Option<bool>,
+    /// Anything else, handed to the filesystem.
+    data: Vec<&'a str>,
+}
+
+fn parse_options(options: &[String], bind: bool) -> Result<Options<'_>> {
+    let mut opts = Options {
+        bind,
+        recursive: false,
+        flags: MsFlags::empty(),
+        readonly: false,
+        propagation: MsFlags::empty(),
+        recursive_set: 0,
+        recursive_clear: 0,
+        copy_up: false,
+        idmap: None,
+        data: Vec::new(),
+    };
+    for o in options.iter().map(String::as_str) {
+        match o {
+            "bind" => opts.bind = true,
+            "rbind" => {
+                opts.bind = true;
+                opts.recursive = true;
+            }
+            "ro" => opts.readonly = true,
+            "rw" => opts.readonly = false,
+            "idmap" | "ridmap" => {
+                gate("mounts.options.idmap")?;
+                opts.idmap = Some(o == "ridmap");
+            }
+            "tmpcopyup" => {
+                gate("mounts.options.tmpcopyup")?;
+                opts.copy_up = true;
+            }
+            _ => {
+                if let Some(flag) = flag_option(o) {
+                    opts.flags |= flag;
+                } else if let Some(propagation) = propagation_option(o) {
+                    opts.propagation = propagation;
+                } else if let Some((set, clear)) = o.strip_prefix('r').and_then(recursive_attr) {
+                    gate("mounts.options.recursive")?;
+                    opts.recursive_set = (opts.recursive_set & !clear) | set;
+                    opts.recursive_clear = (opts.recursive_clear & !set) | clear;
+                } else {
+                    opts.data.push(o);
+                }
+            }
+        }
+    }
+    Ok(opts)
+}
+
+/// The mount(2) flag an option sets: empty for the options that are the
+/// default anyway (and `remount`), `None` for options that are not flags.
+fn flag_option(o: &str) -> Option<MsFlags> {
+    Some(match o {
+        "defaults" | "async" | "loud" | "suid" | "dev" | "exec" | "atime" | "diratime"
+        | "norelatime" | "nostrictatime" | "nolazytime" | "noiversion" | "nomand" | "symfollow"
+        | "remount" => MsFlags::empty(),
+        "nosuid" => MsFlags::MS_NOSUID,
+        "nodev" => MsFlags::MS_NODEV,
+        "noexec" => MsFlags::MS_NOEXEC,
+        "sync" => MsFlags::MS_SYNCHRONOUS,
+        "dirsync" => MsFlags::MS_DIRSYNC,
+        "mand" => MsFlags::MS_MANDLOCK,
+        "noatime" => MsFlags::MS_NOATIME,
+        "nodiratime" => MsFlags::MS_NODIRATIME,
+        "relatime" => MsFlags::MS_RELATIME,
+        "strictatime" => MsFlags::MS_STRICTATIME,
+        "lazytime" => MsFlags::MS_LAZYTIME,
+        "iversion" => MsFlags::MS_I_VERSION,
+        "silent" => MsFlags::MS_SILENT,
+        "nosymfollow" => MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
+/// The propagation an option asks for.
+fn propagation_option(o: &str) -> Option<MsFlags> {
+    Some(match o {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// A bind mount of the source (relative to the bundle), or a filesystem
+/// of the mount's type.
+fn mount_kind(
+    m: &Mount,
+    fstype: &str,
+    opts: &Options<'_>,
+    destination: &Path,
+    bundle: &Path,
+) -> Result<MountKind> {
+    if opts.bind {
+        gate("mounts.bind")?;
+        let source = m.source().as_ref().ok_or_else(|| {
+            Error::Config(format!(
+                "mounts: bind mount on `{}` has no source",
+                destination.display()
+            ))
+        })?;
+        return Ok(MountKind::Bind {
+            source: bundle.join(source),
+            recursive: opts.recursive,
+        });
+    }
+    Ok(match fstype {
+        "proc" => MountKind::Proc,
+        "sysfs" => MountKind::Sysfs,
+        "tmpfs" => MountKind::Tmpfs,
+        "devpts" => MountKind::Devpts,
+        "mqueue" => MountKind::Mqueue,
+        "cgroup" | "cgroup2" => MountKind::Cgroup,
+        "" | "none" => {
+            return Err(Error::Config(format!(
+                "mounts: `{}` has no type and is not a bind mount",
+                destination.display()
+            )))
+        }
+        other => MountKind::Other {
+            fstype: other.to_string(),
+            source: m
+                .source()
+                .as_ref()
+                .map(|s| s.display().to_string())
+                .unwrap_or_else(|| other.to_string()),
+        },
+    })
+}
+
+/// The feature-table key of a kind of mount.
+fn kind_key(kind: &MountKind) -> &'static str {
+    match kind {
+        MountKind::Bind { .. } => "mounts.bind",
+        MountKind::Proc => "mounts.proc",
+        MountKind::Sysfs => "mounts.sysfs",
+        MountKind::Tmpfs => "mounts.tmpfs",
+        MountKind::Devpts => "mounts.devpts",
+        MountKind::Mqueue => "mounts.mqueue",
+        MountKind::Cgroup => "mounts.cgroup",
+        MountKind::Other { .. } => "mounts.other",
+    }
 }
 
 /// The mapping of an idmapped mount: the mount's own maps, or, for `idmap`
@@ -320,6 +412,7 @@ fn recursive_attr(name: &str) -> Option<(u64, u64)> {
     })
 }
 
+/// `linux.maskedPaths` or `linux.readonlyPaths`: absolute container paths.
 pub(super) fn plan_paths(field: &'static str, list: &Option<Vec<String>>) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in list.as_deref().unwrap_or_default() {

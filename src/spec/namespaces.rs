@@ -213,24 +213,30 @@ pub(super) fn plan_userns(
         (false, false) => (uid_map, gid_map),
         _ => return Err(Error::Config("linux.uidMappings and linux.gidMappings must be given together".into())),
     };
-    let own_single =
-        |map: &[IdRange], id: u32| map.len() == 1 && map[0].count == 1 && map[0].outside == id;
-    let writer = if host.euid == 0 {
-        MapWriter::Direct {
-            deny_setgroups: false,
-        }
-    } else if own_single(&uid_map, host.euid) && own_single(&gid_map, host.egid) {
-        MapWriter::Direct {
-            deny_setgroups: true,
-        }
-    } else {
-        MapWriter::Helpers
-    };
+    let writer = map_writer(&uid_map, &gid_map, host);
     Ok(UserNs::New {
         uid_map,
         gid_map,
         writer,
     })
+}
+
+/// Who can write these maps: root itself, a plain user itself when it maps
+/// only its own ids, else the setuid helpers.
+fn map_writer(uid_map: &[IdRange], gid_map: &[IdRange], host: Host) -> MapWriter {
+    let own_single =
+        |map: &[IdRange], id: u32| map.len() == 1 && map[0].count == 1 && map[0].outside == id;
+    if host.euid == 0 {
+        MapWriter::Direct {
+            deny_setgroups: false,
+        }
+    } else if own_single(uid_map, host.euid) && own_single(gid_map, host.egid) {
+        MapWriter::Direct {
+            deny_setgroups: true,
+        }
+    } else {
+        MapWriter::Helpers
+    }
 }
 
 /// True if `id` is mapped by `map` (as an id inside the namespace).

@@ -45,193 +45,32 @@ pub struct ProcessPlan {
     pub cpu_affinity: Option<Vec<usize>>,
 }
 
+/// `process`: the program and how it runs.
 pub(super) fn plan_process(p: &oci_spec::runtime::Process, userns: &UserNs) -> Result<ProcessPlan> {
-    let args = p.args().clone().unwrap_or_default();
-    if args.is_empty() {
-        return Err(Error::Config("process.args is empty".into()));
-    }
-    gate("process.args")?;
-    if p.command_line().is_some() {
-        gate("process.commandLine")?;
-    }
-    let args = args
-        .iter()
-        .map(|a| cstring("process.args", a))
-        .collect::<Result<Vec<_>>>()?;
-
-    let mut env: Vec<(String, String)> = Vec::new();
-    for e in p.env().as_deref().unwrap_or_default() {
-        gate("process.env")?;
-        let (name, value) = e
-            .split_once('=')
-            .ok_or_else(|| Error::Config(format!("process.env: `{e}` is not NAME=value")))?;
-        if name.is_empty() {
-            return Err(Error::Config(format!(
-                "process.env: `{e}` has an empty name"
-            )));
-        }
-        match env.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = value.to_string(),
-            None => env.push((name.to_string(), value.to_string())),
-        }
-    }
-    let env = env
-        .iter()
-        .map(|(n, v)| cstring("process.env", &format!("{n}={v}")))
-        .collect::<Result<Vec<_>>>()?;
-
-    let cwd = p.cwd().clone();
-    gate("process.cwd")?;
-    if !cwd.is_absolute() {
-        return Err(Error::Config(format!(
-            "process.cwd `{}` is not absolute",
-            cwd.display()
-        )));
-    }
-
+    let args = plan_args(p)?;
+    let env = plan_env(p)?;
+    let cwd = plan_cwd(p)?;
     let user = p.user();
-    gate("process.user")?;
-    if user.username().is_some() {
-        gate("process.user.username")?;
-    }
-    let additional_gids = user.additional_gids().clone().unwrap_or_default();
-    if let UserNs::New {
-        uid_map, gid_map, ..
-    } = userns
-    {
-        if !is_mapped(uid_map, user.uid()) {
-            return Err(Error::Config(format!(
-                "process.user.uid {} is not mapped in the user namespace",
-                user.uid()
-            )));
-        }
-        if !is_mapped(gid_map, user.gid()) {
-            return Err(Error::Config(format!(
-                "process.user.gid {} is not mapped in the user namespace",
-                user.gid()
-            )));
-        }
-    }
-
+    let additional_gids = plan_user(user, userns)?;
     let terminal = p.terminal().unwrap_or(false);
     if terminal {
         gate("process.terminal")?;
     }
-    let console_size = match p.console_size() {
-        Some(b) => {
-            gate("process.consoleSize")?;
-            Some((
-                b.height().min(u16::MAX as u64) as u16,
-                b.width().min(u16::MAX as u64) as u16,
-            ))
-        }
-        None => None,
-    };
-
-    let mut rlimits = Vec::new();
-    for r in p.rlimits().as_deref().unwrap_or_default() {
-        gate("process.rlimits")?;
-        let res = rlimit_resource(r.typ())?;
-        if rlimits.iter().any(|(x, _, _)| *x == res) {
-            return Err(Error::Config(format!(
-                "process.rlimits: `{:?}` is listed twice",
-                r.typ()
-            )));
-        }
-        if r.soft() > r.hard() {
-            return Err(Error::Config(format!(
-                "process.rlimits: soft limit of `{:?}` is above its hard limit",
-                r.typ()
-            )));
-        }
-        rlimits.push((res, r.soft(), r.hard()));
-    }
-
+    let console_size = plan_console_size(p)?;
+    let rlimits = plan_rlimits(p)?;
     let capabilities = match p.capabilities() {
         None => CapSets::default(),
-        Some(c) => {
-            gate("process.capabilities")?;
-            let conv =
-                |set: &Option<oci_spec::runtime::Capabilities>| -> Result<Vec<caps::Capability>> {
-                    let mut out: Vec<caps::Capability> = set
-                        .iter()
-                        .flatten()
-                        .map(|cap| {
-                            let name = format!("CAP_{cap}");
-                            name.parse::<caps::Capability>().map_err(|_| {
-                                Error::Config(format!(
-                                    "process.capabilities: unknown capability `{name}`"
-                                ))
-                            })
-                        })
-                        .collect::<Result<_>>()?;
-                    out.sort_by_key(|c| c.index());
-                    Ok(out)
-                };
-            CapSets {
-                bounding: conv(c.bounding())?,
-                effective: conv(c.effective())?,
-                permitted: conv(c.permitted())?,
-                inheritable: conv(c.inheritable())?,
-                ambient: conv(c.ambient())?,
-            }
-        }
+        Some(c) => plan_capabilities(c)?,
     };
-
     let no_new_privileges = p.no_new_privileges().unwrap_or(false);
     if no_new_privileges {
         gate("process.noNewPrivileges")?;
     }
-    if p.oom_score_adj().is_some() {
-        gate("process.oomScoreAdj")?;
-        if !(-1000..=1000).contains(&p.oom_score_adj().unwrap_or(0)) {
-            return Err(Error::Config(
-                "process.oomScoreAdj must be between -1000 and 1000".into(),
-            ));
-        }
-    }
-    if p.apparmor_profile()
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        gate("process.apparmorProfile")?;
-    }
-    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
-        gate("process.selinuxLabel")?;
-    }
+    check_oom_score_adj(p)?;
+    check_security_labels(p)?;
     let scheduler = p.scheduler().as_ref().map(plan_scheduler).transpose()?;
-    let io_priority = match p.io_priority() {
-        None => None,
-        Some(io) => {
-            gate("process.ioPriority")?;
-            use oci_spec::runtime::IOPriorityClass as C;
-            let class = match io.class() {
-                C::IoprioClassRt => 1,
-                C::IoprioClassBe => 2,
-                C::IoprioClassIdle => 3,
-            };
-            let level = u32::try_from(io.priority())
-                .ok()
-                .filter(|l| *l <= 7)
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "process.ioPriority.priority {} is not 0 to 7",
-                        io.priority()
-                    ))
-                })?;
-            Some((class, level))
-        }
-    };
-    let cpu_affinity = match p.exec_cpu_affinity() {
-        None => None,
-        Some(a) => {
-            gate("process.execCPUAffinity")?;
-            a.cpu_affinity_final()
-                .as_deref()
-                .map(cpu_list)
-                .transpose()?
-        }
-    };
+    let io_priority = p.io_priority().as_ref().map(plan_io_priority).transpose()?;
+    let cpu_affinity = plan_cpu_affinity(p)?;
 
     Ok(ProcessPlan {
         args,
@@ -251,6 +90,201 @@ pub(super) fn plan_process(p: &oci_spec::runtime::Process, userns: &UserNs) -> R
         io_priority,
         cpu_affinity,
     })
+}
+
+/// `process.args`: not empty, no NUL bytes.
+fn plan_args(p: &oci_spec::runtime::Process) -> Result<Vec<CString>> {
+    let args = p.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(Error::Config("process.args is empty".into()));
+    }
+    gate("process.args")?;
+    if p.command_line().is_some() {
+        gate("process.commandLine")?;
+    }
+    args.iter().map(|a| cstring("process.args", a)).collect()
+}
+
+/// `process.env`: `NAME=value` entries, the last of a repeated name
+/// winning in the place of the first.
+fn plan_env(p: &oci_spec::runtime::Process) -> Result<Vec<CString>> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for e in p.env().as_deref().unwrap_or_default() {
+        gate("process.env")?;
+        let (name, value) = e
+            .split_once('=')
+            .ok_or_else(|| Error::Config(format!("process.env: `{e}` is not NAME=value")))?;
+        if name.is_empty() {
+            return Err(Error::Config(format!(
+                "process.env: `{e}` has an empty name"
+            )));
+        }
+        match env.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => env.push((name.to_string(), value.to_string())),
+        }
+    }
+    env.iter()
+        .map(|(n, v)| cstring("process.env", &format!("{n}={v}")))
+        .collect()
+}
+
+fn plan_cwd(p: &oci_spec::runtime::Process) -> Result<PathBuf> {
+    let cwd = p.cwd().clone();
+    gate("process.cwd")?;
+    if !cwd.is_absolute() {
+        return Err(Error::Config(format!(
+            "process.cwd `{}` is not absolute",
+            cwd.display()
+        )));
+    }
+    Ok(cwd)
+}
+
+/// `process.user`: its uid and gid must be mapped in a new user namespace.
+/// Returns the additional gids.
+fn plan_user(user: &oci_spec::runtime::User, userns: &UserNs) -> Result<Vec<u32>> {
+    gate("process.user")?;
+    if user.username().is_some() {
+        gate("process.user.username")?;
+    }
+    if let UserNs::New {
+        uid_map, gid_map, ..
+    } = userns
+    {
+        if !is_mapped(uid_map, user.uid()) {
+            return Err(Error::Config(format!(
+                "process.user.uid {} is not mapped in the user namespace",
+                user.uid()
+            )));
+        }
+        if !is_mapped(gid_map, user.gid()) {
+            return Err(Error::Config(format!(
+                "process.user.gid {} is not mapped in the user namespace",
+                user.gid()
+            )));
+        }
+    }
+    Ok(user.additional_gids().clone().unwrap_or_default())
+}
+
+/// `process.consoleSize` as (rows, columns).
+fn plan_console_size(p: &oci_spec::runtime::Process) -> Result<Option<(u16, u16)>> {
+    let Some(b) = p.console_size() else {
+        return Ok(None);
+    };
+    gate("process.consoleSize")?;
+    Ok(Some((
+        b.height().min(u16::MAX as u64) as u16,
+        b.width().min(u16::MAX as u64) as u16,
+    )))
+}
+
+/// `process.rlimits`: each resource once, soft at most hard.
+fn plan_rlimits(p: &oci_spec::runtime::Process) -> Result<Vec<(Resource, u64, u64)>> {
+    let mut rlimits = Vec::new();
+    for r in p.rlimits().as_deref().unwrap_or_default() {
+        gate("process.rlimits")?;
+        let res = rlimit_resource(r.typ())?;
+        if rlimits.iter().any(|(x, _, _)| *x == res) {
+            return Err(Error::Config(format!(
+                "process.rlimits: `{:?}` is listed twice",
+                r.typ()
+            )));
+        }
+        if r.soft() > r.hard() {
+            return Err(Error::Config(format!(
+                "process.rlimits: soft limit of `{:?}` is above its hard limit",
+                r.typ()
+            )));
+        }
+        rlimits.push((res, r.soft(), r.hard()));
+    }
+    Ok(rlimits)
+}
+
+fn plan_capabilities(c: &oci_spec::runtime::LinuxCapabilities) -> Result<CapSets> {
+    gate("process.capabilities")?;
+    Ok(CapSets {
+        bounding: cap_set(c.bounding())?,
+        effective: cap_set(c.effective())?,
+        permitted: cap_set(c.permitted())?,
+        inheritable: cap_set(c.inheritable())?,
+        ambient: cap_set(c.ambient())?,
+    })
+}
+
+/// One capability set, sorted by number.
+fn cap_set(set: &Option<oci_spec::runtime::Capabilities>) -> Result<Vec<caps::Capability>> {
+    let mut out: Vec<caps::Capability> = set
+        .iter()
+        .flatten()
+        .map(|cap| {
+            let name = format!("CAP_{cap}");
+            name.parse::<caps::Capability>().map_err(|_| {
+                Error::Config(format!("process.capabilities: unknown capability `{name}`"))
+            })
+        })
+        .collect::<Result<_>>()?;
+    out.sort_by_key(|c| c.index());
+    Ok(out)
+}
+
+fn check_oom_score_adj(p: &oci_spec::runtime::Process) -> Result<()> {
+    if p.oom_score_adj().is_some() {
+        gate("process.oomScoreAdj")?;
+        if !(-1000..=1000).contains(&p.oom_score_adj().unwrap_or(0)) {
+            return Err(Error::Config(
+                "process.oomScoreAdj must be between -1000 and 1000".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `process.apparmorProfile` and `process.selinuxLabel`, when not empty,
+/// go through the feature table (which refuses them).
+fn check_security_labels(p: &oci_spec::runtime::Process) -> Result<()> {
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        gate("process.apparmorProfile")?;
+    }
+    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+        gate("process.selinuxLabel")?;
+    }
+    Ok(())
+}
+
+/// `process.ioPriority` as (class, level) for ioprio_set(2).
+fn plan_io_priority(io: &oci_spec::runtime::LinuxIOPriority) -> Result<(u32, u32)> {
+    use oci_spec::runtime::IOPriorityClass as C;
+    gate("process.ioPriority")?;
+    let class = match io.class() {
+        C::IoprioClassRt => 1,
+        C::IoprioClassBe => 2,
+        C::IoprioClassIdle => 3,
+    };
+    let level = u32::try_from(io.priority())
+        .ok()
+        .filter(|l| *l <= 7)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "process.ioPriority.priority {} is not 0 to 7",
+                io.priority()
+            ))
+        })?;
+    Ok((class, level))
+}
+
+/// `process.execCPUAffinity.final`: the CPUs the program runs on.
+fn plan_cpu_affinity(p: &oci_spec::runtime::Process) -> Result<Option<Vec<usize>>> {
+    let Some(a) = p.exec_cpu_affinity() else {
+        return Ok(None);
+    };
+    gate("process.execCPUAffinity")?;
+    a.cpu_affinity_final().as_deref().map(cpu_list).transpose()
 }
 
 fn plan_scheduler(sch: &oci_spec::runtime::Scheduler) -> Result<crate::sys::SchedAttr> {
