@@ -1,6 +1,6 @@
 //! The one table of OCI runtime-spec features and what hutch does with each.
 //!
-//! `spec.rs` consults this table for every config field it meets through
+//! `spec/` consults this table for every config field it meets through
 //! [`gate`], so the table is not documentation beside the code: it *is* the
 //! code path that decides whether a field works, fails, or is ignored with a
 //! warning. The man page and `hutch features` are generated from it.
