@@ -7,8 +7,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// hutch: an OCI container runtime any user can run without privileges.
 #[derive(Debug, Parser)]
-#[command(name = "hutch", version, about, long_about = None, propagate_version = true)]
+#[command(name = "hutch", version, about, long_about = None, disable_version_flag = true)]
 pub struct Cli {
+    /// Print the version, the commit, and the runtime-spec and libseccomp versions
+    #[arg(short = 'v', short_alias = 'V', long, action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+
     /// State directory [default: /run/hutch for root, $XDG_RUNTIME_DIR/hutch otherwise]
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
