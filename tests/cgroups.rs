@@ -901,7 +901,7 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String, String, String)> {
 
 #[test]
 fn the_cgroup_mount_shows_the_containers_own_cgroups_read_only() {
-    let script = "cat /proc/self/mountinfo >/tmp/mi; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max >/tmp/pids 2>/dev/null; touch /sys/fs/cgroup/x 2>/tmp/ro; touch /tmp/ready; exec sleep 1000";
+    let script = "cat /proc/self/mountinfo >/tmp/mi; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/unified/pids.max /sys/fs/cgroup/pids.max >/tmp/pids 2>/dev/null; touch /sys/fs/cgroup/x 2>/tmp/ro; touch /tmp/ready; exec sleep 1000";
     // With a cgroup namespace of its own (new mounts, rooted there) and
     // without (Docker on v1: binds of its cgroups' directories).
     for own_ns in [true, false] {

@@ -141,7 +141,13 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
         }
     }
     if dirs.is_empty() {
-        let why = denied.first().map(|d| d.why.as_str()).unwrap_or_default();
+        // The cgroup2 reason first: delegation there is what a plain user can get.
+        let why = denied
+            .iter()
+            .find(|d| d.hierarchy.fs == fs::Fs::V2)
+            .or(denied.first())
+            .map(|d| d.why.as_str())
+            .unwrap_or_default();
         tracing::warn!(
             "{what} ignored: {why} (hutch needs a delegated cgroup v2 subtree there, or root for cgroup v1)"
         );
