@@ -304,3 +304,213 @@ fn a_container_dies_with_a_sigkilled_run() {
     assert_eq!(b.status(), "stopped");
     cleaned_up(&b);
 }
+
+/// A small deterministic generator (xorshift64*): the run's seed is
+/// printed, and `HUTCH_CRASH_SEED` replays it.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const STEPS: [&str; 3] = ["create", "start", "delete"];
+
+fn spawn_step(b: &Bundle, id: &str, step: usize) -> std::process::Child {
+    let dir = b.dir.to_str().unwrap();
+    let args: Vec<&str> = match STEPS[step] {
+        "create" => vec!["create", "--bundle", dir, id],
+        "start" => vec!["start", id],
+        _ => vec!["delete", "--force", id],
+    };
+    b.cmd(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// How long each step takes here, on average so far (root's create
+/// re-executes a sealed copy, a debug binary is slow, the load varies).
+struct Durations(std::sync::Mutex<[Duration; 3]>);
+
+impl Durations {
+    fn of(&self, step: usize) -> Duration {
+        self.0.lock().unwrap()[step]
+    }
+    fn add(&self, step: usize, took: Duration) {
+        let mut d = self.0.lock().unwrap();
+        d[step] = (d[step] * 7 + took) / 8;
+    }
+}
+
+/// One caller's lifecycle: create, start, delete --force, each a hutch
+/// command. A doomed caller is SIGKILLed at a random moment of one of
+/// them, drawn from that step's usual duration so that the kills land all
+/// through it, and does nothing more (as a job killed by its scheduler).
+/// Returns the step it was killed in.
+fn lifecycle(b: &Bundle, id: &str, rng: &mut Rng, took: &Durations) -> Option<usize> {
+    let doom = (rng.below(5) == 0).then(|| rng.below(3) as usize);
+    for step in 0..STEPS.len() {
+        let began = Instant::now();
+        let at = (doom == Some(step)).then(|| {
+            let span = (took.of(step).as_micros() as u64 * 5 / 4).max(1);
+            began + Duration::from_micros(rng.below(span))
+        });
+        let mut child = spawn_step(b, id, step);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                took.add(step, began.elapsed());
+                break;
+            }
+            if at.is_some_and(|at| Instant::now() >= at) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Some(step);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    None
+}
+
+/// Issue 11: `HUTCH_CRASH_TOTAL` lifecycles (100 by default),
+/// `HUTCH_CRASH_PARALLEL` at a time (10), about a fifth of the callers
+/// SIGKILLed at a random moment of create, start or delete. Afterwards
+/// every entry of the state directory is one `list` shows with a true
+/// status (the rest were collected), and once those are deleted nothing
+/// is left: no entry, no process. The issue's scale is
+/// `HUTCH_CRASH_TOTAL=500 HUTCH_CRASH_PARALLEL=50 cargo test --test faults killed_callers`.
+#[test]
+fn killed_callers_leave_nothing_silent() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let total = env("HUTCH_CRASH_TOTAL", 100) as usize;
+    let parallel = env("HUTCH_CRASH_PARALLEL", 10) as usize;
+    let seed = env(
+        "HUTCH_CRASH_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    );
+    eprintln!("HUTCH_CRASH_SEED={seed}");
+    // The program is marked so that a stray one can be found afterwards.
+    let marker = format!("1000.{}", std::process::id());
+    let b = Bundle::new(&["/bin/sleep", &marker]);
+    let prefix = format!("{}-crash-", b.id);
+    let next = AtomicUsize::new(0);
+    let killed: [AtomicUsize; 3] = Default::default();
+    let took = Durations(std::sync::Mutex::new([Duration::from_millis(20); 3]));
+    std::thread::scope(|s| {
+        for _ in 0..parallel {
+            s.spawn(|| loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                let mut rng = Rng((seed ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+                if let Some(step) = lifecycle(&b, &format!("{prefix}{n}"), &mut rng, &took) {
+                    killed[step].fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let killed = killed.map(|k| k.into_inner());
+    eprintln!(
+        "{total} lifecycles, {parallel} at a time: callers killed in create {}, start {}, \
+         delete {} (steps took {:?} on average)",
+        killed[0],
+        killed[1],
+        killed[2],
+        took.0.lock().unwrap()
+    );
+
+    // What `list` shows is all there is, and it is true.
+    let out = b.hutch(&["list", "--format", "json"]);
+    assert_ok(&out);
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let listed_ids: Vec<String> = listed
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let entries = b.state_entries();
+    let silent: Vec<&String> = entries.iter().filter(|e| !listed_ids.contains(e)).collect();
+    let mut by_status = std::collections::BTreeMap::<String, usize>::new();
+    let mut untrue = Vec::new();
+    let mut theirs = Vec::new();
+    for c in &listed {
+        let id = c["id"].as_str().unwrap();
+        let out = b.hutch(&["state", id]);
+        let Ok(s) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            untrue.push(format!("list shows {id}, state does not"));
+            continue;
+        };
+        let status = s["status"].as_str().unwrap().to_string();
+        if status != "stopped" {
+            let pid = s["pid"].as_i64().unwrap() as i32;
+            if !alive(pid) {
+                untrue.push(format!("{id}: {s}"));
+            }
+            theirs.push(pid);
+        }
+        *by_status.entry(status).or_default() += 1;
+    }
+    eprintln!(
+        "left: {} entries, {} of them shown by list: {by_status:?}",
+        entries.len(),
+        listed.len()
+    );
+    // Every process of the run still there is the process of a container
+    // `list` shows: no container process of a create that died lingers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let strays = loop {
+        let mut left = processes_mentioning(&prefix);
+        left.extend(processes_mentioning(&marker));
+        left.retain(|p| !theirs.contains(p));
+        if left.is_empty() || Instant::now() > deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for id in &listed_ids {
+        assert_ok(&b.hutch(&["delete", "--force", id]));
+    }
+    assert!(
+        silent.is_empty(),
+        "{} entries that list does not show: {:?}",
+        silent.len(),
+        &silent[..silent.len().min(10)]
+    );
+    assert!(untrue.is_empty(), "{untrue:?}");
+    assert!(strays.is_empty(), "stray processes: {strays:?}");
+    assert!(
+        b.state_entries().is_empty(),
+        "left: {:?}",
+        b.state_entries()
+    );
+    // Nothing of the run is left: no hutch, no container process, no
+    // program.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut left = processes_mentioning(&prefix);
+        left.extend(processes_mentioning(&marker));
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "processes left: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
