@@ -5,9 +5,21 @@
 //! - `ctl`: the socket the waiting container process listens on; it exists
 //!   exactly while the container is `created`.
 //!
-//! The directory itself is the lock: `mkdir` decides which of two callers
-//! racing on one id wins, and `flock` on it tells a `create` in progress
-//! (status `creating`) from one that died half-way.
+//! An entry is made under a private name (`.hutch-new-PID-NANOS`), locked
+//! (`flock` on the directory) and marked as hutch's (`.hutch-entry`), then
+//! renamed to its id without replacing anything: exactly one of two callers
+//! racing on one id wins, and the entry is locked from the moment it is
+//! visible. Its `create` holds the lock until it exits, and writes
+//! `state.json` before that: an entry without a record whose lock is free
+//! belongs to a `create` that died, and is collected (by `list`, `create`,
+//! `delete`, and any operation naming it). An entry is removed by renaming
+//! it away (`.hutch-gone-PID-NANOS`) under its lock, then emptying it, so a
+//! remover that dies leaves nothing under the id; what dead makers and
+//! removers leave under those private names is collected too.
+//!
+//! The state directory may be shared (Slurm's, or `--root=/tmp/`): a
+//! directory without the mark and without a record is not hutch's and is
+//! never touched.
 //!
 //! Status is never stored; it is read from the kernel each time: a pid that
 //! is gone, a zombie, or a pid whose start time differs from the recorded
@@ -274,23 +286,37 @@ impl StateRoot {
 
     /// Claim `id` for a new container: exactly one of several callers
     /// racing on one id succeeds. The entry is made under a private name,
-    /// locked, and renamed into place without replacing anything, so it is
-    /// locked from the moment it is visible. A leftover of a `create` that
-    /// died before recording anything (no record, no lock) is cleared, under
-    /// the state directory's lock so that two callers cannot both clear it.
+    /// locked and marked, and renamed into place without replacing
+    /// anything, so it is locked from the moment it is visible. An entry of
+    /// the same id whose `create` died is collected first.
     pub fn reserve(&self, id: &str) -> Result<Entry> {
         check_id(id)?;
-        let tmp = format!(".new-{}-{}", std::process::id(), id.len());
-        let _ = nix::unistd::unlinkat(
-            &self.dir,
-            tmp.as_str(),
-            nix::unistd::UnlinkatFlags::RemoveDir,
-        );
+        let tmp = private_name(STAGING);
         nix::sys::stat::mkdirat(&self.dir, tmp.as_str(), Mode::from_bits_truncate(0o700))
             .map_err(|e| Error::sys("create state entry", self.path.join(&tmp), e))?;
-        let mut entry = self.open_entry(&tmp)?;
-        entry.lock_exclusive()?;
-        for _ in 0..2 {
+        let staged = self.open_entry(&tmp).and_then(|mut entry| {
+            entry.lock_exclusive()?;
+            entry.mark()?;
+            Ok(entry)
+        });
+        crate::fault::point("create:staged");
+        let mut entry = match staged {
+            Ok(entry) => entry,
+            Err(e) => {
+                let _ = nix::unistd::unlinkat(
+                    &self.dir,
+                    format!("{tmp}/{MARK_FILE}").as_str(),
+                    nix::unistd::UnlinkatFlags::NoRemoveDir,
+                );
+                let _ = nix::unistd::unlinkat(
+                    &self.dir,
+                    tmp.as_str(),
+                    nix::unistd::UnlinkatFlags::RemoveDir,
+                );
+                return Err(e);
+            }
+        };
+        for attempt in 0..2 {
             match nix::fcntl::renameat2(
                 &self.dir,
                 tmp.as_str(),
@@ -303,14 +329,8 @@ impl StateRoot {
                     entry.path = self.path.join(id);
                     return Ok(entry);
                 }
-                Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
-                    let _guard = self.lock()?;
-                    let existing = self.open_entry(id)?;
-                    if existing.has(STATE_FILE) || existing.is_locked() {
-                        break;
-                    }
-                    existing.remove();
-                }
+                Err(Errno::EEXIST | Errno::ENOTEMPTY) if attempt == 0 && self.collect(id) => {}
+                Err(Errno::EEXIST | Errno::ENOTEMPTY) => break,
                 Err(e) => {
                     entry.remove();
                     return Err(Error::sys("create state entry", self.path.join(id), e));
@@ -321,29 +341,102 @@ impl StateRoot {
         Err(Error::Exists { id: id.to_string() })
     }
 
-    /// The state directory's own lock (taken only to clear leftovers).
-    fn lock(&self) -> Result<Flock<OwnedFd>> {
-        let fd = nix::fcntl::openat(
+    /// Open the entry of an existing container. An entry whose `create`
+    /// died is collected, and a directory that is not hutch's is not an
+    /// entry: both do not exist.
+    pub fn entry(&self, id: &str) -> Result<Entry> {
+        check_id(id)?;
+        let not_found = || Error::NotFound { id: id.to_string() };
+        let mut entry = self.open_entry(id).map_err(|e| match e {
+            Error::Sys {
+                errno: Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP,
+                ..
+            } => not_found(),
+            other => other,
+        })?;
+        if entry.has(STATE_FILE) {
+            return Ok(entry);
+        }
+        if !entry.has(MARK_FILE) {
+            return Err(not_found());
+        }
+        if entry.is_abandoned() {
+            entry.remove();
+            return Err(not_found());
+        }
+        Ok(entry)
+    }
+
+    /// Remove the entry `name` if it is one a dead `create` left; true
+    /// when it was, and is gone now.
+    fn collect(&self, name: &str) -> bool {
+        let Ok(mut entry) = self.open_entry(name) else {
+            return false;
+        };
+        if !entry.is_abandoned() {
+            return false;
+        }
+        entry.remove();
+        true
+    }
+
+    /// Collect what dead `hutch` processes left in the state directory:
+    /// entries whose `create` died before recording the container, and
+    /// entries being made or removed when their maker or remover died. Best
+    /// effort: nothing here fails the operation that calls it. Only
+    /// hutch's own names and marked entries are looked at, and only the
+    /// caller's own (root's: any); a record is never removed here.
+    pub fn collect_dead(&self) {
+        let Ok(mut dir) = nix::dir::Dir::openat(
             &self.dir,
             ".",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
-        )
-        .map_err(|e| Error::sys("lock state directory", &self.path, e))?;
-        Flock::lock(fd, FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::sys("lock state directory", &self.path, e))
+        ) else {
+            return;
+        };
+        let names: Vec<String> = dir
+            .iter()
+            .filter_map(|e| {
+                let e = e.ok()?;
+                if !matches!(e.file_type(), Some(nix::dir::Type::Directory) | None) {
+                    return None;
+                }
+                e.file_name().to_str().ok().map(str::to_string)
+            })
+            .collect();
+        let me = nix::unistd::geteuid();
+        for name in names {
+            let candidate = if let Some(rest) = name.strip_prefix(STAGING) {
+                maker_is_gone(rest)
+            } else {
+                name.starts_with(GOING) || (check_id(&name).is_ok() && !self.has_record(&name))
+            };
+            if !candidate {
+                continue;
+            }
+            let Ok(mut entry) = self.open_entry(&name) else {
+                continue;
+            };
+            let ours = me.is_root()
+                || nix::sys::stat::fstat(&entry.dir).is_ok_and(|st| st.st_uid == me.as_raw());
+            if ours && entry.is_abandoned() {
+                tracing::debug!("collecting {}: its hutch died", entry.path.display());
+                entry.remove();
+            }
+        }
     }
 
-    /// Open the entry of an existing container.
-    pub fn entry(&self, id: &str) -> Result<Entry> {
-        check_id(id)?;
-        self.open_entry(id).map_err(|e| match e {
-            Error::Sys {
-                errno: Errno::ENOENT,
-                ..
-            } => Error::NotFound { id: id.to_string() },
-            other => other,
-        })
+    /// True if `name` (an entry's id) has a record; a cheap test made on
+    /// every entry of the state directory.
+    fn has_record(&self, name: &str) -> bool {
+        nix::unistd::faccessat(
+            &self.dir,
+            format!("{name}/{STATE_FILE}").as_str(),
+            nix::unistd::AccessFlags::F_OK,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok()
     }
 
     fn open_entry(&self, id: &str) -> Result<Entry> {
@@ -391,6 +484,38 @@ const CONFIG_FILE: &str = "config.json";
 const CGROUP_FILE: &str = "cgroup.json";
 /// Name of the control socket.
 pub const CTL_SOCKET: &str = "ctl";
+/// Name of the empty file that marks a directory as a hutch entry: made
+/// before the entry is visible, removed last.
+const MARK_FILE: &str = ".hutch-entry";
+/// Prefix of an entry being made: `.hutch-new-PID-NANOS`.
+const STAGING: &str = ".hutch-new-";
+/// Prefix of an entry being removed: `.hutch-gone-PID-NANOS`.
+const GOING: &str = ".hutch-gone-";
+
+/// A name no other process uses: `PREFIX` + our pid + the time.
+fn private_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}{}-{nanos}", std::process::id())
+}
+
+/// True when the process that named a staging entry `PID-NANOS` is gone
+/// (or the name is not one hutch makes). While it lives, the entry may be
+/// in the moment between `mkdir` and `flock`, unlocked but not abandoned.
+fn maker_is_gone(pid_nanos: &str) -> bool {
+    let Some(pid) = pid_nanos
+        .split_once('-')
+        .and_then(|(pid, _)| pid.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    match proc_stat(Pid::from_raw(pid)) {
+        Some(s) => matches!(s.state, b'Z' | b'X' | b'x'),
+        None => true,
+    }
+}
 
 impl Entry {
     /// The entry's directory fd.
@@ -450,8 +575,12 @@ impl Entry {
             .map_err(|e| Error::call(format!("act as the entry's owner {uid}"), e))
     }
 
-    /// Take the entry's lock, waiting for a holder to finish.
+    /// Take the entry's lock, waiting for a holder to finish (at once when
+    /// this process holds it already).
     pub fn lock_wait(&mut self) -> Result<()> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
         let fd = self.lock_file()?;
         let lock = Flock::lock(fd, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::sys("lock state entry", &self.path, e))?;
@@ -466,6 +595,61 @@ impl Entry {
         if let Some(lock) = &self.lock {
             let _ = nix::unistd::close(lock.as_raw_fd());
         }
+    }
+
+    /// Take the entry's lock, waiting at most `limit` for a holder to
+    /// finish; false when it did not in time.
+    pub fn lock_within(&mut self, limit: std::time::Duration) -> Result<bool> {
+        let deadline = std::time::Instant::now() + limit;
+        while self.lock.is_none() {
+            let fd = self.lock_file()?;
+            match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => self.lock = Some(lock),
+                Err((_, Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err((_, Errno::EWOULDBLOCK)) => return Ok(false),
+                Err((_, e)) => return Err(Error::sys("lock state entry", &self.path, e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// True when the hutch that made or was removing this entry died: no
+    /// record (for an entry under its id: marked as hutch's), and nobody
+    /// holds the lock. A `create` holds it from before the entry is visible
+    /// until it exits, and writes the record before that; so does a
+    /// remover. When true, this process holds the lock.
+    fn is_abandoned(&mut self) -> bool {
+        let by_id = check_id(&self.id).is_ok();
+        if by_id && (self.has(STATE_FILE) || !self.has(MARK_FILE)) {
+            return false;
+        }
+        let Ok(fd) = self.lock_file() else {
+            return false;
+        };
+        let Ok(lock) = Flock::lock(fd, FlockArg::LockExclusiveNonblock) else {
+            return false;
+        };
+        self.lock = Some(lock);
+        // The record may have come just before the lock went.
+        if by_id && self.has(STATE_FILE) {
+            self.lock = None;
+            return false;
+        }
+        true
+    }
+
+    /// Mark the (new, private) directory as a hutch entry.
+    fn mark(&self) -> Result<()> {
+        nix::fcntl::openat(
+            &self.dir,
+            MARK_FILE,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map(drop)
+        .map_err(|e| Error::sys("create", self.path.join(MARK_FILE), e))
     }
 
     /// True while another process holds the entry's lock (a `create` or
@@ -618,16 +802,25 @@ impl Entry {
         .is_ok()
     }
 
-    /// Remove the entry and everything in it. Best effort: what cannot be
-    /// removed is left for `delete --force`.
-    pub fn remove(self) {
+    /// Remove the entry and everything in it, under its lock (taken here if
+    /// this process does not hold it). The entry leaves its id first,
+    /// renamed to a private name, so the id is free at once and a remover
+    /// that dies half-way leaves a `.hutch-gone-*` for the next collector.
+    /// Best effort: what cannot be removed is a warning.
+    pub fn remove(mut self) {
+        if let Err(e) = self.lock_wait() {
+            tracing::warn!("{e}");
+        }
+        let parent = nix::fcntl::openat(
+            &self.dir,
+            "..",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        let name = parent.as_ref().ok().and_then(|p| self.unname(p.as_fd()));
         // The cgroups hutch made go first (their processes are gone, or
         // are killed there); a failure is a warning.
-        if let Some((_, made)) = self.load_cgroup() {
-            if let Err(e) = crate::cgroup::remove(&made) {
-                tracing::warn!("{e}");
-            }
-        }
+        self.remove_cgroups();
         for name in [
             STATE_FILE,
             ".state.json.tmp",
@@ -636,10 +829,84 @@ impl Entry {
             ".config.json.tmp",
             CGROUP_FILE,
             ".cgroup.json.tmp",
+            MARK_FILE,
         ] {
             let _ = nix::unistd::unlinkat(&self.dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
-        let _ = std::fs::remove_dir(&self.path);
+        if let (Ok(parent), Some(name)) = (parent, name) {
+            let _ = nix::unistd::unlinkat(
+                &parent,
+                name.as_str(),
+                nix::unistd::UnlinkatFlags::RemoveDir,
+            );
+        }
+    }
+
+    /// Move the entry from its name to a private `.hutch-gone-*` one (kept
+    /// when it has one already) and return that; `None` when it is not
+    /// under its name any more (removed, or a dead remover's). Under the
+    /// lock, which whoever moves an entry holds, the name cannot change
+    /// between the check and the rename.
+    fn unname(&self, parent: std::os::fd::BorrowedFd<'_>) -> Option<String> {
+        let me = nix::sys::stat::fstat(&self.dir).ok()?;
+        let there = nix::sys::stat::fstatat(
+            parent,
+            self.id.as_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .ok()?;
+        if me.st_nlink == 0 || (there.st_dev, there.st_ino) != (me.st_dev, me.st_ino) {
+            return None;
+        }
+        if self.id.starts_with(GOING) {
+            return Some(self.id.clone());
+        }
+        let gone = private_name(GOING);
+        nix::fcntl::renameat2(
+            parent,
+            self.id.as_str(),
+            parent,
+            gone.as_str(),
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )
+        .ok()?;
+        Some(gone)
+    }
+
+    /// Remove the cgroups hutch made for the container. When root removes
+    /// another user's entry, it does so as that user, in a child process:
+    /// whoever can write the entry can name any cgroup in it.
+    fn remove_cgroups(&self) {
+        let Some((_, made)) = self.load_cgroup() else {
+            return;
+        };
+        let owner = nix::sys::stat::fstat(&self.dir)
+            .map(|st| st.st_uid)
+            .unwrap_or(0);
+        if !nix::unistd::geteuid().is_root() || owner == 0 {
+            if let Err(e) = crate::cgroup::remove(&made) {
+                tracing::warn!("{e}");
+            }
+            return;
+        }
+        match crate::sys::clone_process(nix::sched::CloneFlags::empty()) {
+            Ok(crate::sys::Forked::Child) => {
+                let removed = self
+                    .assume_owner()
+                    .and_then(|()| crate::cgroup::remove(&made));
+                if let Err(e) = removed {
+                    tracing::warn!("{e}");
+                }
+                crate::sys::exit_now(0);
+            }
+            Ok(crate::sys::Forked::Parent(pid)) => {
+                let _ = nix::sys::wait::waitpid(pid, None);
+            }
+            Err(e) => tracing::warn!(
+                "{}",
+                Error::call("fork to remove the cgroups as the entry's owner", e)
+            ),
+        }
     }
 }
 

@@ -97,7 +97,12 @@ fn create_args(b: &Bundle) -> Vec<String> {
 #[test]
 fn create_killed_before_it_records_leaves_no_container() {
     become_subreaper();
-    for point in ["create:reserved", "create:cloned", "create:ready"] {
+    for point in [
+        "create:staged",
+        "create:reserved",
+        "create:cloned",
+        "create:ready",
+    ] {
         let b = Bundle::new(&["/bin/sleep", "1000"]);
         let args = create_args(&b);
         kill_at(
@@ -105,16 +110,107 @@ fn create_killed_before_it_records_leaves_no_container() {
             point,
             &args.iter().map(String::as_str).collect::<Vec<_>>(),
         );
+        // The dead create's entry is there, but not as a container.
+        assert_eq!(b.state_entries().len(), 1, "{point}");
         // Nothing was recorded: the container does not exist, and its
         // process (if it was made) goes away by itself.
         assert!(b.state().is_none(), "{point}: {:?}", b.state());
         no_process_left(&b);
+        // `list` collects what the dead create left (`state` of its id,
+        // `create` and `delete` of any id do too).
+        let out = b.hutch(&["list", "--quiet"]);
+        assert_ok(&out);
+        assert_eq!(text(&out.stdout), "", "{point}");
+        assert!(
+            b.state_entries().is_empty(),
+            "{point}: left {:?}",
+            b.state_entries()
+        );
         cleaned_up(&b);
         // The id is free again.
         assert_ok(&b.create());
         assert_ok(&b.hutch(&["delete", "--force", &b.id]));
         assert_eq!(wait_exit(b.pid()), 137);
     }
+}
+
+/// Each operation that collects what a dead create left: `state` and
+/// `delete` of its id, `create` and `delete` of another, `list`.
+#[test]
+fn what_a_dead_create_left_is_collected_by_the_next_operation() {
+    become_subreaper();
+    let other = |b: &Bundle| format!("{}-other", b.id);
+    type Op = fn(&Bundle, &str) -> std::process::Output;
+    let ops: [(&str, Op); 5] = [
+        ("state", |b, _| b.hutch(&["state", &b.id])),
+        ("delete", |b, _| b.hutch(&["delete", &b.id])),
+        ("list", |b, _| b.hutch(&["list"])),
+        ("create another", |b, other| {
+            // The container keeps create's stdio: not pipes to wait on.
+            let dir = b.dir.to_str().unwrap();
+            let status = b
+                .cmd(&["create", "--bundle", dir, other])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            std::process::Output {
+                status,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            }
+        }),
+        ("delete another", |b, other| {
+            b.hutch(&["delete", "--force", other])
+        }),
+    ];
+    for (name, op) in ops {
+        let b = Bundle::new(&["/bin/sleep", "1000"]);
+        let args = create_args(&b);
+        kill_at(
+            &b,
+            "create:cloned",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(b.state_entries(), vec![b.id.clone()], "{name}");
+        no_process_left(&b);
+        let other = other(&b);
+        op(&b, &other);
+        let left: Vec<String> = b
+            .state_entries()
+            .into_iter()
+            .filter(|e| *e != other)
+            .collect();
+        assert!(left.is_empty(), "{name}: left {left:?}");
+        assert_ok(&b.hutch(&["delete", "--force", &other]));
+        cleaned_up(&b);
+    }
+}
+
+/// The state directory may be a shared one (`--root=/tmp/`): a directory
+/// there that is not hutch's is never touched, even when it has an id's
+/// name and a `config.json` (a bundle).
+#[test]
+fn directories_that_are_not_entries_are_left_alone() {
+    let b = Bundle::new(&["/bin/true"]);
+    let foreign = b.state_dir().join("a-bundle");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("config.json"), "{}").unwrap();
+    let dir = b.dir.to_str().unwrap();
+    assert_ok(&b.hutch(&["list"]));
+    assert_ok(&b.create());
+    assert_one_line_error(&b.hutch(&["state", "a-bundle"]), "a-bundle");
+    assert_ok(&b.hutch(&["delete", "--force", "a-bundle"]));
+    assert_one_line_error(
+        &b.hutch(&["create", "--bundle", dir, "a-bundle"]),
+        "a-bundle",
+    );
+    assert_ok(&b.hutch(&["delete", "--force", &b.id]));
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("config.json")).unwrap(),
+        "{}"
+    );
+    assert_eq!(b.state_entries(), vec!["a-bundle".to_string()]);
 }
 
 #[test]
