@@ -534,6 +534,15 @@ fn killed_callers_leave_nothing_silent() {
         took.0.lock().unwrap()
     );
 
+    let before = b.state_entries();
+    let bare = before
+        .iter()
+        .filter(|e| !b.state_dir().join(e).join("state.json").exists())
+        .count();
+    eprintln!(
+        "before list: {} entries, {bare} of them without a record",
+        before.len()
+    );
     // What `list` shows is all there is, and it is true.
     let out = b.hutch(&["list", "--format", "json"]);
     assert_ok(&out);
