@@ -37,6 +37,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
+use crate::input::{self, Follow};
 use crate::spec::Host;
 
 /// The OCI status of a container.
@@ -684,15 +685,8 @@ impl Entry {
     /// The container's cgroup and the directories hutch made for it;
     /// `None` for a container without one.
     pub fn load_cgroup(&self) -> Option<(PathBuf, Vec<PathBuf>)> {
-        let fd = nix::fcntl::openat(
-            &self.dir,
-            CGROUP_FILE,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        )
-        .ok()?;
-        let text = std::io::read_to_string(std::fs::File::from(fd)).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let text = self.read(CGROUP_FILE).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
         let cgroup = PathBuf::from(v.get("cgroup")?.as_str()?);
         let made = v
             .get("made")?
@@ -705,17 +699,13 @@ impl Entry {
 
     /// The copy of `config.json` kept at create.
     pub fn load_config(&self) -> Result<Vec<u8>> {
-        let fd = nix::fcntl::openat(
-            &self.dir,
-            CONFIG_FILE,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::sys("read", self.path.join(CONFIG_FILE), e))?;
-        let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut text)
-            .map_err(|e| Error::io("read", self.path.join(CONFIG_FILE), e))?;
-        Ok(text)
+        self.read(CONFIG_FILE)
+    }
+
+    /// Read a file of the entry (bounded, never blocking: in a shared
+    /// state directory its owner could have put anything there).
+    fn read(&self, name: &str) -> Result<Vec<u8>> {
+        input::read_at(self.dir.as_fd(), name, &self.path.join(name), Follow::No)
     }
 
     fn write_atomically(&self, name: &str, text: &[u8]) -> Result<()> {
@@ -741,16 +731,7 @@ impl Entry {
     /// Read the record.
     pub fn load(&self) -> Result<Record> {
         let path = self.path.join(STATE_FILE);
-        let fd = nix::fcntl::openat(
-            &self.dir,
-            STATE_FILE,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::sys("read state", &path, e))?;
-        let mut text = Vec::with_capacity(512);
-        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut text)
-            .map_err(|e| Error::io("read state", &path, e))?;
+        let text = self.read(STATE_FILE)?;
         let v: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| Error::io("parse state", &path, std::io::Error::other(e)))?;
         Record::from_json(&v).ok_or_else(|| {

@@ -439,10 +439,12 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> nix::Result<()> {
                 copy_tree(src.as_fd(), dst.as_fd())?;
             }
             SFlag::S_IFREG => {
+                // Non-blocking: a FIFO swapped in since the stat opens
+                // at once (and reads nothing) instead of waiting.
                 let src = nix::fcntl::openat(
                     from,
                     name.as_c_str(),
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
                     Mode::empty(),
                 )?;
                 let dst = nix::fcntl::openat(
