@@ -546,6 +546,14 @@ fn delete_one(g: &Globals, id: &str, force: bool) -> Result<()> {
                 Err(e) => return Err(e),
             }
         }
+        // A record that cannot be read (its owner can write anything
+        // there): --force still removes the entry, and its cgroup.
+        Err(e) if force => {
+            tracing::warn!("{e}; removing the entry");
+            entry.lock_wait()?;
+            entry.remove();
+            return Ok(());
+        }
         Err(e) => return Err(e),
     };
     if !status.can_delete() && !force {
@@ -682,10 +690,11 @@ pub fn list(g: &Globals) -> Result<Vec<Listed>> {
     root.collect_dead();
     let mut out = Vec::new();
     for id in root.ids()? {
-        if let Ok(entry) = root.entry(&id) {
-            if let Ok((record, status)) = entry.status() {
-                out.push(Listed { record, status });
-            }
+        match root.entry(&id).and_then(|entry| entry.status()) {
+            Ok((record, status)) => out.push(Listed { record, status }),
+            // Gone meanwhile, being created, or not hutch's.
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!("{e}"),
         }
     }
     Ok(out)
