@@ -25,7 +25,6 @@
 //! is gone, a zombie, or a pid whose start time differs from the recorded
 //! one (the pid was reused) is `stopped`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
@@ -34,45 +33,18 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::sys::stat::Mode;
-use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 use crate::input::{self, Follow};
 use crate::spec::Host;
 
-/// The OCI status of a container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Creating,
-    Created,
-    Running,
-    Stopped,
-}
+mod collect;
+mod pidfile;
+mod record;
 
-impl Status {
-    /// The OCI name of the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Creating => "creating",
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Stopped => "stopped",
-        }
-    }
-    /// `start` needs a created container.
-    pub fn can_start(self) -> bool {
-        self == Status::Created
-    }
-    /// `kill` needs a container whose process exists.
-    pub fn can_kill(self) -> bool {
-        matches!(self, Status::Created | Status::Running)
-    }
-    /// `delete` without `--force` takes only a stopped container, as the
-    /// runtime spec requires (runc and crun also take a created one).
-    pub fn can_delete(self) -> bool {
-        self == Status::Stopped
-    }
-}
+use collect::{private_name, STAGING};
+pub use pidfile::PidFile;
+pub use record::{is_alive, proc_stat, ProcStat, Record, Status};
 
 /// Longest id hutch accepts.
 pub const MAX_ID_LEN: usize = 1024;
@@ -89,124 +61,6 @@ pub fn check_id(id: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// What `create` records about a container.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub id: String,
-    pub oci_version: String,
-    pub pid: Pid,
-    /// Field 22 of `/proc/PID/stat` when the process was made.
-    pub start_time: u64,
-    pub bundle: PathBuf,
-    pub annotations: BTreeMap<String, String>,
-    /// Seconds since the epoch.
-    pub created: u64,
-    /// Hooks later operations run: poststart (by `start`), poststop (by `delete`).
-    pub poststart: Vec<crate::hooks::Hook>,
-    pub poststop: Vec<crate::hooks::Hook>,
-}
-
-impl Record {
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "ociVersion": self.oci_version,
-            "pid": self.pid.as_raw(),
-            "startTime": self.start_time,
-            "bundle": self.bundle,
-            "annotations": self.annotations,
-            "created": self.created,
-            "poststart": crate::hooks::to_json(&self.poststart),
-            "poststop": crate::hooks::to_json(&self.poststop),
-        })
-    }
-
-    fn from_json(v: &serde_json::Value) -> Option<Record> {
-        Some(Record {
-            id: v.get("id")?.as_str()?.to_string(),
-            oci_version: v.get("ociVersion")?.as_str()?.to_string(),
-            pid: Pid::from_raw(i32::try_from(v.get("pid")?.as_i64()?).ok()?),
-            start_time: v.get("startTime")?.as_u64()?,
-            bundle: PathBuf::from(v.get("bundle")?.as_str()?),
-            annotations: v
-                .get("annotations")?
-                .as_object()?
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect(),
-            created: v.get("created")?.as_u64()?,
-            poststart: v
-                .get("poststart")
-                .map(crate::hooks::from_json)
-                .unwrap_or_default(),
-            poststop: v
-                .get("poststop")
-                .map(crate::hooks::from_json)
-                .unwrap_or_default(),
-        })
-    }
-
-    /// The OCI state document for this record with `status`.
-    pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "ociVersion": self.oci_version,
-            "id": self.id,
-            "status": status.as_str(),
-            "bundle": self.bundle,
-            "annotations": self.annotations,
-        });
-        if status != Status::Stopped {
-            v["pid"] = self.pid.as_raw().into();
-        }
-        v
-    }
-}
-
-/// Facts about a process read from `/proc/PID/stat`.
-#[derive(Clone, Copy, Debug)]
-pub struct ProcStat {
-    /// The state letter (`R`, `S`, `Z`, …).
-    pub state: u8,
-    /// The kernel's `PF_*` flags.
-    pub flags: u64,
-    pub start_time: u64,
-}
-
-/// `PF_EXITING`: the process is on its way out (its memory may already be
-/// gone) but is not a zombie yet.
-const PF_EXITING: u64 = 0x4;
-
-/// Read `/proc/PID/stat`; `None` when there is no such process.
-pub fn proc_stat(pid: Pid) -> Option<ProcStat> {
-    let text = std::fs::read(format!("/proc/{}/stat", pid.as_raw())).ok()?;
-    // The command name is in parentheses and may itself hold ") ", so parse
-    // from the last ')'.
-    let end = text.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&text[end + 1..]).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?.bytes().next()?;
-    let flags = fields.nth(5)?.parse().ok()?;
-    let start_time = fields.nth(12)?.parse().ok()?;
-    Some(ProcStat {
-        state,
-        flags,
-        start_time,
-    })
-}
-
-/// True if `pid` is the live process `record` describes (not gone, not a
-/// zombie, not a reused pid).
-pub fn is_alive(record: &Record) -> bool {
-    match proc_stat(record.pid) {
-        Some(s) => {
-            s.start_time == record.start_time
-                && !matches!(s.state, b'Z' | b'X' | b'x')
-                && s.flags & PF_EXITING == 0
-        }
-        None => false,
-    }
 }
 
 /// The state directory.
@@ -368,78 +222,6 @@ impl StateRoot {
         Ok(entry)
     }
 
-    /// Remove the entry `name` if it is one a dead `create` left; true
-    /// when it was, and is gone now.
-    fn collect(&self, name: &str) -> bool {
-        let Ok(mut entry) = self.open_entry(name) else {
-            return false;
-        };
-        if !entry.is_abandoned() {
-            return false;
-        }
-        entry.remove();
-        true
-    }
-
-    /// Collect what dead `hutch` processes left in the state directory:
-    /// entries whose `create` died before recording the container, and
-    /// entries being made or removed when their maker or remover died. Best
-    /// effort: nothing here fails the operation that calls it. Only
-    /// hutch's own names and marked entries are looked at, and only the
-    /// caller's own (root's: any); a record is never removed here.
-    pub fn collect_dead(&self) {
-        let Ok(mut dir) = nix::dir::Dir::openat(
-            &self.dir,
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) else {
-            return;
-        };
-        let names: Vec<String> = dir
-            .iter()
-            .filter_map(|e| {
-                let e = e.ok()?;
-                if !matches!(e.file_type(), Some(nix::dir::Type::Directory) | None) {
-                    return None;
-                }
-                e.file_name().to_str().ok().map(str::to_string)
-            })
-            .collect();
-        let me = nix::unistd::geteuid();
-        for name in names {
-            let candidate = if let Some(rest) = name.strip_prefix(STAGING) {
-                maker_is_gone(rest)
-            } else {
-                name.starts_with(GOING) || (check_id(&name).is_ok() && !self.has_record(&name))
-            };
-            if !candidate {
-                continue;
-            }
-            let Ok(mut entry) = self.open_entry(&name) else {
-                continue;
-            };
-            let ours = me.is_root()
-                || nix::sys::stat::fstat(&entry.dir).is_ok_and(|st| st.st_uid == me.as_raw());
-            if ours && entry.is_abandoned() {
-                tracing::debug!("collecting {}: its hutch died", entry.path.display());
-                entry.remove();
-            }
-        }
-    }
-
-    /// True if `name` (an entry's id) has a record; a cheap test made on
-    /// every entry of the state directory.
-    fn has_record(&self, name: &str) -> bool {
-        nix::unistd::faccessat(
-            &self.dir,
-            format!("{name}/{STATE_FILE}").as_str(),
-            nix::unistd::AccessFlags::F_OK,
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .is_ok()
-    }
-
     fn open_entry(&self, id: &str) -> Result<Entry> {
         let dir = nix::fcntl::openat(
             &self.dir,
@@ -488,36 +270,6 @@ pub const CTL_SOCKET: &str = "ctl";
 /// Name of the empty file that marks a directory as a hutch entry: made
 /// before the entry is visible, removed last.
 const MARK_FILE: &str = ".hutch-entry";
-/// Prefix of an entry being made: `.hutch-new-PID-NANOS`.
-const STAGING: &str = ".hutch-new-";
-/// Prefix of an entry being removed: `.hutch-gone-PID-NANOS`.
-const GOING: &str = ".hutch-gone-";
-
-/// A name no other process uses: `PREFIX` + our pid + the time.
-fn private_name(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}{}-{nanos}", std::process::id())
-}
-
-/// True when the process that named a staging entry `PID-NANOS` is gone
-/// (or the name is not one hutch makes). While it lives, the entry may be
-/// in the moment between `mkdir` and `flock`, unlocked but not abandoned.
-fn maker_is_gone(pid_nanos: &str) -> bool {
-    let Some(pid) = pid_nanos
-        .split_once('-')
-        .and_then(|(pid, _)| pid.parse::<i32>().ok())
-    else {
-        return false;
-    };
-    match proc_stat(Pid::from_raw(pid)) {
-        Some(s) => matches!(s.state, b'Z' | b'X' | b'x'),
-        None => true,
-    }
-}
-
 impl Entry {
     /// The entry's directory fd.
     pub fn dir(&self) -> std::os::fd::BorrowedFd<'_> {
@@ -614,31 +366,6 @@ impl Entry {
             }
         }
         Ok(true)
-    }
-
-    /// True when the hutch that made or was removing this entry died: no
-    /// record (for an entry under its id: marked as hutch's), and nobody
-    /// holds the lock. A `create` holds it from before the entry is visible
-    /// until it exits, and writes the record before that; so does a
-    /// remover. When true, this process holds the lock.
-    fn is_abandoned(&mut self) -> bool {
-        let by_id = check_id(&self.id).is_ok();
-        if by_id && (self.has(STATE_FILE) || !self.has(MARK_FILE)) {
-            return false;
-        }
-        let Ok(fd) = self.lock_file() else {
-            return false;
-        };
-        let Ok(lock) = Flock::lock(fd, FlockArg::LockExclusiveNonblock) else {
-            return false;
-        };
-        self.lock = Some(lock);
-        // The record may have come just before the lock went.
-        if by_id && self.has(STATE_FILE) {
-            self.lock = None;
-            return false;
-        }
-        true
     }
 
     /// Mark the (new, private) directory as a hutch entry.
@@ -782,171 +509,6 @@ impl Entry {
         )
         .is_ok()
     }
-
-    /// Remove the entry and everything in it, under its lock (taken here if
-    /// this process does not hold it). The entry leaves its id first,
-    /// renamed to a private name, so the id is free at once and a remover
-    /// that dies half-way leaves a `.hutch-gone-*` for the next collector.
-    /// Best effort: what cannot be removed is a warning.
-    pub fn remove(mut self) {
-        if let Err(e) = self.lock_wait() {
-            tracing::warn!("{e}");
-        }
-        let parent = nix::fcntl::openat(
-            &self.dir,
-            "..",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        );
-        let name = parent.as_ref().ok().and_then(|p| self.unname(p.as_fd()));
-        // The cgroups hutch made go first (their processes are gone, or
-        // are killed there); a failure is a warning.
-        self.remove_cgroups();
-        for name in [
-            STATE_FILE,
-            ".state.json.tmp",
-            CTL_SOCKET,
-            CONFIG_FILE,
-            ".config.json.tmp",
-            CGROUP_FILE,
-            ".cgroup.json.tmp",
-            MARK_FILE,
-        ] {
-            let _ = nix::unistd::unlinkat(&self.dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-        }
-        if let (Ok(parent), Some(name)) = (parent, name) {
-            let _ = nix::unistd::unlinkat(
-                &parent,
-                name.as_str(),
-                nix::unistd::UnlinkatFlags::RemoveDir,
-            );
-        }
-    }
-
-    /// Move the entry from its name to a private `.hutch-gone-*` one (kept
-    /// when it has one already) and return that; `None` when it is not
-    /// under its name any more (removed, or a dead remover's). Under the
-    /// lock, which whoever moves an entry holds, the name cannot change
-    /// between the check and the rename.
-    fn unname(&self, parent: std::os::fd::BorrowedFd<'_>) -> Option<String> {
-        let me = nix::sys::stat::fstat(&self.dir).ok()?;
-        let there = nix::sys::stat::fstatat(
-            parent,
-            self.id.as_str(),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .ok()?;
-        if me.st_nlink == 0 || (there.st_dev, there.st_ino) != (me.st_dev, me.st_ino) {
-            return None;
-        }
-        if self.id.starts_with(GOING) {
-            return Some(self.id.clone());
-        }
-        let gone = private_name(GOING);
-        nix::fcntl::renameat2(
-            parent,
-            self.id.as_str(),
-            parent,
-            gone.as_str(),
-            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-        )
-        .ok()?;
-        Some(gone)
-    }
-
-    /// Remove the cgroups hutch made for the container. When root removes
-    /// another user's entry, it does so as that user, in a child process:
-    /// whoever can write the entry can name any cgroup in it.
-    fn remove_cgroups(&self) {
-        let Some((_, made)) = self.load_cgroup() else {
-            return;
-        };
-        let owner = nix::sys::stat::fstat(&self.dir)
-            .map(|st| st.st_uid)
-            .unwrap_or(0);
-        if !nix::unistd::geteuid().is_root() || owner == 0 {
-            if let Err(e) = crate::cgroup::remove(&made) {
-                tracing::warn!("{e}");
-            }
-            return;
-        }
-        match crate::sys::clone_process(nix::sched::CloneFlags::empty()) {
-            Ok(crate::sys::Forked::Child) => {
-                let removed = self
-                    .assume_owner()
-                    .and_then(|()| crate::cgroup::remove(&made));
-                if let Err(e) = removed {
-                    tracing::warn!("{e}");
-                }
-                crate::sys::exit_now(0);
-            }
-            Ok(crate::sys::Forked::Parent(pid)) => {
-                let _ = nix::sys::wait::waitpid(pid, None);
-            }
-            Err(e) => tracing::warn!(
-                "{}",
-                Error::call("fork to remove the cgroups as the entry's owner", e)
-            ),
-        }
-    }
-}
-
-/// The caller's `--pid-file`, with its directory opened when the command
-/// starts (a joining `exec` no longer sees the host's paths when it writes).
-pub struct PidFile {
-    dir: OwnedFd,
-    name: std::ffi::OsString,
-    path: PathBuf,
-}
-
-impl PidFile {
-    /// Open the directory `path` will be written in.
-    pub fn prepare(path: &Path) -> Result<PidFile> {
-        let path = std::path::absolute(path).map_err(|e| Error::io("write pid file", path, e))?;
-        let name = path
-            .file_name()
-            .ok_or_else(|| Error::Usage(format!("--pid-file `{}` names no file", path.display())))?
-            .to_os_string();
-        let parent = path.parent().unwrap_or(Path::new("/"));
-        let dir = nix::fcntl::open(
-            parent,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::sys("open the pid file's directory", parent, e))?;
-        Ok(PidFile { dir, name, path })
-    }
-
-    /// Write `pid`: to a temporary file beside it, then renamed, so a reader
-    /// never sees an empty file.
-    pub fn write(&self, pid: Pid) -> Result<()> {
-        let mut tmp = std::ffi::OsString::from(".");
-        tmp.push(&self.name);
-        tmp.push(format!(".hutch-{}", std::process::id()));
-        let fail = |e: Errno| Error::sys("write pid file", &self.path, e);
-        let fd = nix::fcntl::openat(
-            &self.dir,
-            tmp.as_os_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::from_bits_truncate(0o644),
-        )
-        .map_err(fail)?;
-        let written = std::fs::File::from(fd).write_all(pid.as_raw().to_string().as_bytes());
-        let renamed = written
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
-            .and_then(|()| {
-                nix::fcntl::renameat(&self.dir, tmp.as_os_str(), &self.dir, self.name.as_os_str())
-            });
-        if let Err(e) = renamed {
-            let _ = nix::unistd::unlinkat(
-                &self.dir,
-                tmp.as_os_str(),
-                nix::unistd::UnlinkatFlags::NoRemoveDir,
-            );
-            return Err(fail(e));
-        }
-        Ok(())
-    }
 }
 
 /// Seconds since the epoch, now.
@@ -982,52 +544,5 @@ mod tests {
     fn long_ids_are_refused() {
         assert!(check_id(&"a".repeat(MAX_ID_LEN)).is_ok());
         assert!(check_id(&"a".repeat(MAX_ID_LEN + 1)).is_err());
-    }
-
-    #[rstest]
-    #[case(Status::Creating, false, false, false)]
-    #[case(Status::Created, true, true, false)]
-    #[case(Status::Running, false, true, false)]
-    #[case(Status::Stopped, false, false, true)]
-    fn transitions(
-        #[case] s: Status,
-        #[case] start: bool,
-        #[case] kill: bool,
-        #[case] delete: bool,
-    ) {
-        assert_eq!(
-            (s.can_start(), s.can_kill(), s.can_delete()),
-            (start, kill, delete)
-        );
-    }
-
-    #[test]
-    fn record_round_trips() {
-        let r = Record {
-            id: "x".into(),
-            oci_version: "1.0.2".into(),
-            pid: Pid::from_raw(42),
-            start_time: 7,
-            bundle: "/b".into(),
-            annotations: [("k".to_string(), "v".to_string())].into(),
-            created: 1,
-            poststart: Vec::new(),
-            poststop: Vec::new(),
-        };
-        let back = Record::from_json(&r.to_json()).unwrap();
-        assert_eq!(
-            (&back.id, back.pid, back.start_time, &back.annotations),
-            (&r.id, r.pid, r.start_time, &r.annotations)
-        );
-        let s = r.oci_state(Status::Stopped);
-        assert_eq!(s["status"], "stopped");
-        assert!(s.get("pid").is_none());
-    }
-
-    #[test]
-    fn own_process_stat_is_readable() {
-        let me = proc_stat(nix::unistd::getpid()).unwrap();
-        assert!(me.start_time > 0);
-        assert!(b"RSD".contains(&me.state), "state {}", me.state as char);
     }
 }
