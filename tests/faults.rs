@@ -619,3 +619,60 @@ fn killed_callers_leave_nothing_silent() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Where cgroup2 is mounted, from this process's mountinfo.
+fn cgroup2_root() -> std::path::PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in info.lines() {
+        let (left, right) = line.split_once(" - ").unwrap();
+        if right.starts_with("cgroup2 ") {
+            return left.split_whitespace().nth(4).unwrap().into();
+        }
+    }
+    panic!("no cgroup2 mount in /proc/self/mountinfo");
+}
+
+/// In a shared state directory an entry's owner writes its files: root
+/// collecting another user's dead entry removes the cgroups it names as
+/// that user, so a forged entry cannot make root remove (or kill) a cgroup
+/// that is not the user's. (As a plain user the forged entry is the
+/// user's own, naming the cgroup2 root, which the user cannot touch.)
+#[test]
+fn a_forged_dead_entry_cannot_make_its_collector_remove_a_cgroup() {
+    use std::os::unix::fs::chown;
+    let b = Bundle::new(&["/bin/true"]);
+    assert_ok(&b.hutch(&["list"]));
+    let victim = if who() == Who::Root {
+        let v = cgroup2_root().join(format!("hutch-victim-{}", std::process::id()));
+        std::fs::create_dir(&v).unwrap();
+        v
+    } else {
+        cgroup2_root()
+    };
+    let entry = b.state_dir().join("forged");
+    std::fs::create_dir(&entry).unwrap();
+    std::fs::write(entry.join(".hutch-entry"), "").unwrap();
+    let doc = json_text(&victim);
+    std::fs::write(entry.join("cgroup.json"), doc).unwrap();
+    if who() == Who::Root {
+        for p in [
+            entry.join(".hutch-entry"),
+            entry.join("cgroup.json"),
+            entry.clone(),
+        ] {
+            chown(&p, Some(65534), Some(65534)).unwrap();
+        }
+    }
+    let out = b.hutch(&["list"]);
+    assert_ok(&out);
+    assert!(!entry.exists(), "the dead entry was not collected");
+    let there = victim.exists();
+    if who() == Who::Root {
+        let _ = std::fs::remove_dir(&victim);
+    }
+    assert!(there, "{} was removed", victim.display());
+}
+
+fn json_text(cgroup: &std::path::Path) -> String {
+    serde_json::json!({"cgroup": cgroup, "made": [cgroup]}).to_string()
+}
