@@ -34,7 +34,7 @@
 #
 # Everything it started is stopped on exit, failed or not: jobs, daemons,
 # any process left in the namespaces, the namespaces, the directory.
-# KEEP=1 keeps the directory (logs, configs, outputs); RUNS=N (default 9)
+# KEEP=1 keeps the directory (logs, configs, outputs); RUNS=N (default 15)
 # sets the pairs of runs; BENCH=FILE also writes the figures to FILE
 # (markdown); HOLD=1 stops once the cluster is up, until $W/hold is gone. The last line is "N passed, M failed"; the exit status is
 # non-zero when anything failed.
@@ -51,7 +51,7 @@ REPO=$PWD
 RT_SRC=$(readlink -f "$RT_SRC") || die "no runtime at ${1:-target/debug/hutch}"
 [ -x "$RT_SRC" ] || die "runtime $RT_SRC is not executable"
 U=tuser
-RUNS=${RUNS:-9}
+RUNS=${RUNS:-15}
 NICE=${NICE:--10}
 T0=$(date +%s)
 T0_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
