@@ -367,7 +367,7 @@ bench_md() {
     echo
     echo "The check: the median over the pairs of hutch/bare within 10% (0.9 to 1.1), for latency and for bandwidth."
     echo "Seconds per run (srun to exit, including MPI_Init):" \
-        "$(awk '{ printf "%s%s %s %.1f", NR > 1 ? "; " : "", $1, $2, $3 / 1000 }' "$W/durations")."
+        "$(awk '{ printf "%s%s %s %.1f", (NR > 1 ? "; " : ""), $1, $2, $3 / 1000 }' "$W/durations")."
 }
 # median COLUMN [DIVISOR_COLUMN]: over the pairs, of a column or a ratio.
 median() {
