@@ -2,7 +2,7 @@
 # integration/mpi.sh [RUNTIME_BIN]: an Open MPI job with one rank on each of
 # two Slurm nodes, each rank in a hutch container, as the plain user tuser;
 # its ping-pong latency and bandwidth against the same program started bare
-# by srun.
+# by srun. RUNTIME_BIN defaults to target/HOST/debug/hutch.
 #
 # Run as root (integration/test.sh does). On this one machine it makes a
 # two-node cluster: network namespaces of its own (ctl, n1, n2; their names
@@ -40,7 +40,7 @@
 # non-zero when anything failed.
 set -uo pipefail
 case ${1:-} in
-"") RT_SRC=target/debug/hutch ;;
+"") RT_SRC=target/$(rustc -vV | sed -n 's/^host: //p')/debug/hutch ;;
 /*) RT_SRC=$1 ;;
 *) RT_SRC=$PWD/$1 ;;
 esac
@@ -48,7 +48,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 . integration/lib.sh
 [ "$(id -u)" = 0 ] || die "run as root (it makes network namespaces and starts the Slurm daemons; the jobs run as tuser)"
-RT_SRC=$(readlink -f "$RT_SRC") || die "no runtime at ${1:-target/debug/hutch}"
+RT_SRC=$(readlink -f "$RT_SRC") || die "no runtime at $RT_SRC"
 [ -x "$RT_SRC" ] || die "runtime $RT_SRC is not executable"
 U=tuser
 RUNS=${RUNS:-15}
