@@ -271,6 +271,32 @@ fn delete_killed_half_way_leaves_a_stopped_container_to_delete_again() {
     cleaned_up(&b);
 }
 
+/// A delete killed once the entry has left its id: the id is free at
+/// once, and what is left under the private name is collected.
+#[test]
+fn delete_killed_while_removing_leaves_the_id_free_and_nothing_for_long() {
+    become_subreaper();
+    let b = Bundle::new(&["/bin/sleep", "1000"]);
+    assert_ok(&b.create());
+    let pid = b.pid();
+    kill_at(&b, "remove:unnamed", &["delete", "--force", &b.id]);
+    assert_eq!(wait_exit(pid), 137);
+    let left = b.state_entries();
+    assert!(
+        left.len() == 1 && left[0].starts_with(".hutch-gone-"),
+        "{left:?}"
+    );
+    assert!(b.state().is_none());
+    assert_ok(&b.hutch(&["list"]));
+    assert!(
+        b.state_entries().is_empty(),
+        "left: {:?}",
+        b.state_entries()
+    );
+    assert_ok(&b.create());
+    cleaned_up(&b);
+}
+
 #[test]
 fn state_kill_and_delete_racing_the_exit_give_true_answers() {
     become_subreaper();

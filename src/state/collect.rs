@@ -160,6 +160,7 @@ impl Entry {
             Mode::empty(),
         );
         let name = parent.as_ref().ok().and_then(|p| self.unname(p.as_fd()));
+        crate::fault::point("remove:unnamed");
         // The cgroups hutch made go first (their processes are gone, or
         // are killed there); a failure is a warning.
         self.remove_cgroups();
