@@ -63,7 +63,8 @@ impl StateRoot {
     /// entries being made or removed when their maker or remover died. Best
     /// effort: nothing here fails the operation that calls it. Only
     /// hutch's own names and marked entries are looked at, and only the
-    /// caller's own (root's: any); a record is never removed here.
+    /// caller's own (root's: any); an entry under its id that has a record
+    /// is never removed here.
     pub fn collect_dead(&self) {
         let Ok(mut dir) = nix::dir::Dir::openat(
             &self.dir,
