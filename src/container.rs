@@ -80,6 +80,7 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
         ));
     }
     let root = StateRoot::open(&g.root)?;
+    root.collect_dead();
     let entry = root.reserve(id)?;
     fault::point("create:reserved");
     match entry
@@ -499,8 +500,18 @@ pub fn processes(g: &Globals, id: &str) -> Result<Vec<Pid>> {
 }
 
 /// `delete`: remove a stopped container; with `force`, kill a created or
-/// running one first, and succeed for an id that does not exist.
+/// running one first, and succeed for an id that does not exist. What dead
+/// creates left goes too, whatever the outcome: with unique ids (Slurm,
+/// CI) nobody else would ever name it.
 pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
+    let deleted = delete_one(g, id, force);
+    if let Ok(root) = StateRoot::open(&g.root) {
+        root.collect_dead();
+    }
+    deleted
+}
+
+fn delete_one(g: &Globals, id: &str, force: bool) -> Result<()> {
     check_id(id)?;
     let mut entry = match open_acting(g, id) {
         Ok(e) => e,
@@ -516,14 +527,32 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     }
     let (record, status) = match entry.status() {
         Ok(rs) => rs,
-        // A create that died before recording anything left a bare entry.
+        // No record: a create under way (with --force). It ends soon:
+        // then the container exists, or its create removed the entry.
         Err(Error::NotFound { .. }) => {
+            if !entry.lock_within(Duration::from_secs(10))? {
+                return Err(Error::WrongState {
+                    id: id.to_string(),
+                    op: "delete",
+                    status: "creating",
+                });
+            }
+            match entry.status() {
+                Ok(rs) => rs,
+                Err(Error::NotFound { .. }) => {
+                    entry.remove();
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // A record that cannot be read (its owner can write anything
+        // there): --force still removes the entry, and its cgroup.
+        Err(e) if force => {
+            tracing::warn!("{e}; removing the entry");
+            entry.lock_wait()?;
             entry.remove();
-            return if force {
-                Ok(())
-            } else {
-                Err(Error::NotFound { id: id.to_string() })
-            };
+            return Ok(());
         }
         Err(e) => return Err(e),
     };
@@ -654,15 +683,18 @@ pub struct Listed {
     pub status: Status,
 }
 
-/// `list`: every container in the state directory.
+/// `list`: every container in the state directory (what dead creates left
+/// is collected first).
 pub fn list(g: &Globals) -> Result<Vec<Listed>> {
     let root = StateRoot::open(&g.root)?;
+    root.collect_dead();
     let mut out = Vec::new();
     for id in root.ids()? {
-        if let Ok(entry) = root.entry(&id) {
-            if let Ok((record, status)) = entry.status() {
-                out.push(Listed { record, status });
-            }
+        match root.entry(&id).and_then(|entry| entry.status()) {
+            Ok((record, status)) => out.push(Listed { record, status }),
+            // Gone meanwhile, being created, or not hutch's.
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!("{e}"),
         }
     }
     Ok(out)

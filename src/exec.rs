@@ -195,7 +195,7 @@ fn exec_plan(
     let mut v: serde_json::Value =
         serde_json::from_slice(config).map_err(|e| Error::Config(e.to_string()))?;
     if let Some(path) = &opts.process {
-        let text = std::fs::read(path).map_err(|e| Error::io("read --process", path, e))?;
+        let text = crate::input::read(path, crate::input::Follow::Yes)?;
         let p: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| Error::Usage(format!("--process `{}`: {e}", path.display())))?;
         v["process"] = p;

@@ -112,7 +112,7 @@ pub fn apply(
                 .transpose()
                 .map_err(|e| Error::sys("open for tmpcopyup", root.display(dest), e))?;
             mount_fs(&target, &m.fs_source, "tmpfs", m.flags, &m.data)
-                .map_err(|e| Error::sys("mount tmpfs on", root.display(dest), e))?;
+                .map_err(|e| fs_error("tmpfs", root, dest, &m.data, e))?;
             if let Some(old) = old {
                 let new = root
                     .open_in(dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
@@ -136,12 +136,12 @@ pub fn apply(
                 }
                 other => other,
             }
-            .map_err(|e| Error::sys("mount devpts on", root.display(dest), e))?;
+            .map_err(|e| fs_error("devpts", root, dest, &m.data, e))?;
         }
         MountKind::Other { fstype, source } => {
             let target = root.ensure(dest, Kind::Dir)?;
             mount_fs(&target, source, fstype, m.flags, &m.data)
-                .map_err(|e| Error::sys("mount filesystem on", root.display(dest), e))?;
+                .map_err(|e| fs_error(fstype, root, dest, &m.data, e))?;
         }
     }
     finish_mount(root, m, deferred, bound_tree)
@@ -190,12 +190,14 @@ fn finish_mount(
 /// A new filesystem of `fstype`, or, where the kernel refuses one (a user
 /// namespace that does not own the pid/network/ipc namespace), an rbind of
 /// the host's `host_path`. Returns true when it bound the host's tree.
+/// Not when the config gives filesystem options: the host's tree would not
+/// have them. Nor for EINVAL: that is the options' fault.
 fn fs_or_rbind(root: &Root, m: &MountPlan, fstype: &str, host_path: &str) -> Result<bool> {
     let dest = &m.destination;
     let target = root.ensure(dest, Kind::Dir)?;
     match mount_fs(&target, &m.fs_source, fstype, m.flags, &m.data) {
         Ok(()) => Ok(false),
-        Err(Errno::EPERM | Errno::EACCES | Errno::EBUSY | Errno::EINVAL | Errno::ENODEV) => {
+        Err(Errno::EPERM | Errno::EACCES | Errno::EBUSY | Errno::ENODEV) if m.data.is_empty() => {
             tracing::debug!(
                 "new {fstype} refused on {}; binding the host's {host_path}",
                 dest.display()
@@ -206,16 +208,21 @@ fn fs_or_rbind(root: &Root, m: &MountPlan, fstype: &str, host_path: &str) -> Res
                 .map_err(|e| Error::sys("set flags of bind mount", host_path, e))?;
             attach(&tree, &target, root, dest).map(|()| true)
         }
-        Err(e) => Err(Error::sys(fs_step(fstype), root.display(dest), e)),
+        Err(e) => Err(fs_error(fstype, root, dest, &m.data, e)),
     }
 }
 
-fn fs_step(fstype: &str) -> &'static str {
-    match fstype {
-        "proc" => "mount proc on",
-        "sysfs" => "mount sysfs on",
-        "mqueue" => "mount mqueue on",
-        _ => "mount cgroup2 on",
+/// The error of a new filesystem's mount, naming its options when it had
+/// some (the kernel refuses a bad one with EINVAL, without naming it).
+fn fs_error(fstype: &str, root: &Root, dest: &Path, data: &str, e: Errno) -> Error {
+    let at = root.display(dest);
+    if data.is_empty() {
+        Error::call(format!("mount {fstype} on `{}`", at.display()), e)
+    } else {
+        Error::call(
+            format!("mount {fstype} on `{}` with options `{data}`", at.display()),
+            e,
+        )
     }
 }
 
@@ -439,10 +446,12 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> nix::Result<()> {
                 copy_tree(src.as_fd(), dst.as_fd())?;
             }
             SFlag::S_IFREG => {
+                // Non-blocking: a FIFO swapped in since the stat opens
+                // at once (and reads nothing) instead of waiting.
                 let src = nix::fcntl::openat(
                     from,
                     name.as_c_str(),
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
                     Mode::empty(),
                 )?;
                 let dst = nix::fcntl::openat(
