@@ -39,6 +39,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// `--no-new-keyring`: the container keeps the caller's session keyring.
+    pub no_new_keyring: bool,
     /// The program dies with this hutch (`run` without `--detach`).
     pub die_with_parent: bool,
 }
@@ -148,6 +150,13 @@ fn clone_container(
     // here, on the host side (before joining a user namespace by path,
     // which would take that away), and attached by the container process.
     let idmapped = crate::mount::idmap::prepare(plan)?;
+    // A session keyring of its own, named after the container (as crun
+    // names it), which the clone inherits: the caller's keys (Kerberos,
+    // AFS tokens) stay out of reach. Joined in the initial user namespace,
+    // where `exec` finds it by name again.
+    if !opts.no_new_keyring {
+        join_keyring(id)?;
+    }
     ns::join_by_path(plan)?;
 
     let in_userns = !g.host.initial_userns || !matches!(plan.userns, UserNs::Inherit);
@@ -274,6 +283,15 @@ pub(crate) fn setgroups_allowed_here() -> bool {
     std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true)
+}
+
+/// Make the session keyring called `id` this process's (and its children's).
+pub(crate) fn join_keyring(id: &str) -> Result<()> {
+    let name = std::ffi::CString::new(id)
+        .map_err(|_| Error::Usage(format!("container id `{id}` has a NUL")))?;
+    sys::join_session_keyring(&name)
+        .map(drop)
+        .map_err(|e| Error::call(format!("join a new session keyring `{id}`"), e))
 }
 
 /// Make the pty, send its master to the caller's console socket (the caller

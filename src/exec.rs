@@ -123,6 +123,9 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
     // No process of the container may look into this one while it still
     // runs hutch (its memory, its /proc/PID/exe).
     nix::sys::prctl::set_dumpable(false).map_err(|e| Error::call("make hutch undumpable", e))?;
+    // The container's session keyring (`create` made it in this user
+    // namespace, named after the container), not the caller's.
+    crate::container::join_keyring(id)?;
     for (kind, flag, file) in &namespaces {
         nix::sched::setns(file.as_fd(), *flag)
             .map_err(|e| Error::call(format!("join the container's {kind} namespace"), e))?;

@@ -308,6 +308,27 @@ pub fn open_pty() -> nix::Result<(OwnedFd, std::path::PathBuf)> {
     Ok((fd, path))
 }
 
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`: make the calling process's
+/// session keyring the one called `name` of its user, made when there is
+/// none (or none it may search). Returns the keyring's serial number.
+pub fn join_session_keyring(name: &CStr) -> nix::Result<i32> {
+    /// From `linux/keyctl.h` (the libc crate keeps it private).
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call; the
+    // kernel only reads it. The unused arguments are zero.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            name.as_ptr(),
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    Errno::result(ret).map(|serial| serial as i32)
+}
+
 /// `ioctl(SIOCGIFFLAGS)` then `ioctl(SIOCSIFFLAGS)` on `lo`: bring the
 /// loopback interface of the current network namespace up.
 pub fn loopback_up() -> nix::Result<()> {
