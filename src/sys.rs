@@ -199,6 +199,65 @@ pub fn open_tree_clone(path: &CStr, recursive: bool) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `fsopen(fstype, FSOPEN_CLOEXEC)`, the `fsconfig` calls that set each of
+/// `options` (`key=value` or a flag `key`) and create the superblock, then
+/// `fsmount(fd, FSMOUNT_CLOEXEC, attrs)`: a new, detached instance of the
+/// file system `fstype` with the mount attributes `attrs` (`attr::*`), to
+/// be attached with [`move_mount_to_fd`]. On error, the step that failed.
+pub fn new_fs_mount(
+    fstype: &CStr,
+    options: &[(&CStr, Option<&CStr>)],
+    attrs: u64,
+) -> std::result::Result<OwnedFd, (&'static str, Errno)> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: `fstype` is NUL-terminated and outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    let fs = Errno::result(ret).map_err(|e| ("fsopen", e))? as RawFd;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs) };
+    let config = |cmd: libc::c_uint, key: Option<&CStr>, value: Option<&CStr>| {
+        let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+        // SAFETY: key and value are NUL-terminated strings that outlive the
+        // call, or NULL where the command takes none; aux is 0.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                cmd,
+                ptr(key),
+                ptr(value),
+                0 as libc::c_int,
+            )
+        };
+        Errno::result(ret).map(drop)
+    };
+    for (key, value) in options {
+        let cmd = if value.is_some() {
+            FSCONFIG_SET_STRING
+        } else {
+            FSCONFIG_SET_FLAG
+        };
+        config(cmd, Some(key), *value).map_err(|e| ("fsconfig", e))?;
+    }
+    config(FSCONFIG_CMD_CREATE, None, None).map_err(|e| ("fsconfig create", e))?;
+    // SAFETY: plain integer arguments on an fd we own.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    };
+    let fd = Errno::result(ret).map_err(|e| ("fsmount", e))? as RawFd;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `move_mount(from, "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`:
 /// attach the detached mount `from` on top of the file or directory `to`
 /// refers to. Mounting onto an fd means no path is resolved a second time.

@@ -111,6 +111,62 @@ fn masked_files_are_the_real_null_device() {
 }
 
 #[test]
+fn masks_and_read_only_paths_are_read_only_mounts_as_with_crun() {
+    // The flags of each mount over these paths, from mountinfo: masks are
+    // read-only (through a read-write bind of /dev/null, real root in the
+    // container could change the host's node: its times, its mode), and
+    // read-only paths keep the flags of the mount they cover.
+    let b = Bundle::new(&[
+        "/bin/sh",
+        "-c",
+        "touch -c /proc/timer_list 2>/dev/null && echo wrote; \
+         awk '$5 ~ /^\\/(proc\\/(keys|timer_list|acpi|sys)|sys\\/firmware)$/ { print $5, $6 }' /proc/self/mountinfo",
+    ]);
+    let out = b.run();
+    assert_ok(&out);
+    let got = text(&out.stdout);
+    assert!(!got.contains("wrote"), "{got}");
+    let mut lines: Vec<&str> = got.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "/proc/acpi ro,relatime",
+            "/proc/keys ro,relatime",
+            "/proc/sys ro,relatime",
+            "/proc/timer_list ro,relatime",
+            "/sys/firmware ro,relatime",
+        ],
+        "{got}"
+    );
+}
+
+#[test]
+fn devices_are_nosuid_noexec_and_dev_core_links_to_kcore() {
+    let b = Bundle::new(&[
+        "/bin/sh",
+        "-c",
+        "readlink /dev/core; awk '$5 == \"/dev/null\" || $5 == \"/dev/tty\" { print $5, $6 }' /proc/self/mountinfo",
+    ]);
+    let out = b.run();
+    assert_ok(&out);
+    let got = text(&out.stdout);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0], "/proc/kcore", "{got}");
+    // Real root makes the nodes on /dev's tmpfs (nosuid, and no program
+    // there); in a user namespace they are binds of the host's nodes.
+    if who() == Who::Root {
+        assert_eq!(lines.len(), 1, "{got}");
+    } else {
+        for l in &lines[1..] {
+            let flags: Vec<&str> = l.split_whitespace().nth(1).unwrap().split(',').collect();
+            assert!(flags.contains(&"nosuid") && flags.contains(&"noexec"), "{got}");
+        }
+        assert_eq!(lines.len(), 3, "{got}");
+    }
+}
+
+#[test]
 fn the_pid_file_never_follows_a_symlink() {
     become_subreaper();
     let b = Bundle::new(&["/bin/true"]);

@@ -103,7 +103,10 @@ fn with_key_file(b: &Bundle, args: &[&str]) -> Output {
     let mut c = Command::new("keyctl");
     c.args(["session", "-", "sh", "-c", script])
         .arg(b.rootfs().join("key"));
-    c.arg(hutch_bin()).arg("--root").arg(b.state_dir()).args(args);
+    c.arg(hutch_bin())
+        .arg("--root")
+        .arg(b.state_dir())
+        .args(args);
     c.stdin(Stdio::null());
     c.output().unwrap()
 }

@@ -84,7 +84,8 @@ fn make_dir(dev: BorrowedFd<'_>, name: &str, mode: u32, root: &Root) -> Result<(
 }
 
 /// Provide the config's devices, then the default ones the config did not
-/// name, then the links (`/dev/fd`, `/dev/stdin`, …, `/dev/ptmx`).
+/// name, then the links (`/dev/fd`, `/dev/stdin`, …, `/dev/ptmx`,
+/// `/dev/core`).
 pub fn populate(root: &Root, devices: &[DevicePlan], in_userns: bool) -> Result<()> {
     for d in devices {
         provide(root, d, in_userns)?;
@@ -114,6 +115,7 @@ pub fn populate(root: &Root, devices: &[DevicePlan], in_userns: bool) -> Result<
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
         ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
     ] {
         match nix::unistd::symlinkat(target, &dev, name) {
             Ok(()) | Err(Errno::EEXIST) => {}
@@ -164,6 +166,16 @@ fn provide(root: &Root, d: &DevicePlan, in_userns: bool) -> Result<()> {
                 Errno::ENODEV,
             ));
         }
+        // No set-uid program and no program at all runs from a device
+        // node (as crun binds them).
+        sys::mount_setattr(
+            tree.as_fd(),
+            false,
+            sys::attr::NOSUID | sys::attr::NOEXEC,
+            0,
+            0,
+        )
+        .map_err(|e| Error::sys("make nosuid,noexec", &shown, e))?;
         sys::move_mount_to_fd(tree.as_fd(), target.as_fd())
             .map_err(|e| Error::sys("bind device onto", &shown, e))?;
         return Ok(());

@@ -320,20 +320,27 @@ pub fn mask_paths(root: &Root, paths: &[PathBuf]) -> Result<()> {
         root.check_inside(&fd, p)?;
         let st = nix::sys::stat::fstat(&fd)
             .map_err(|e| Error::sys("stat masked path", root.display(p), e))?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-            mount_fs(
-                &fd,
-                "tmpfs",
-                "tmpfs",
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                "nr_blocks=1,nr_inodes=1",
+        // Read-only mounts, as runc's and crun's masks are: an empty tmpfs
+        // over a directory, the null device over anything else.
+        let cover = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            sys::new_fs_mount(
+                c"tmpfs",
+                &[
+                    (c"source", Some(c"tmpfs")),
+                    (c"nr_blocks", Some(c"1")),
+                    (c"nr_inodes", Some(c"1")),
+                ],
+                attr::RDONLY,
             )
-            .map_err(|e| Error::sys("mask directory", root.display(p), e))?;
+            .map_err(|(step, e)| Error::sys(step, root.display(p), e))?
         } else {
             let copy = sys::open_tree_clone(c"/dev/null", false)
                 .map_err(|e| Error::sys("bind mount source", "/dev/null", e))?;
-            attach(&copy, &fd, root, p)?;
-        }
+            sys::mount_setattr(copy.as_fd(), false, attr::RDONLY, 0, 0)
+                .map_err(|e| Error::sys("make read-only", "/dev/null", e))?;
+            copy
+        };
+        attach(&cover, &fd, root, p)?;
     }
     Ok(())
 }
@@ -349,14 +356,10 @@ pub fn readonly_paths(root: &Root, paths: &[PathBuf]) -> Result<()> {
         };
         root.check_inside(&fd, p)?;
         let tree = open_tree(&proc_fd(fd.as_fd()), true)?;
-        sys::mount_setattr(
-            tree.as_fd(),
-            true,
-            attr::RDONLY | attr::NOSUID | attr::NODEV,
-            0,
-            0,
-        )
-        .map_err(|e| Error::sys("make read-only", root.display(p), e))?;
+        // Read-only only: the other flags stay those of the mount it
+        // covers, as with runc and crun.
+        sys::mount_setattr(tree.as_fd(), true, attr::RDONLY, 0, 0)
+            .map_err(|e| Error::sys("make read-only", root.display(p), e))?;
         attach(&tree, &fd, root, p)?;
     }
     Ok(())
