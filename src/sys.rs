@@ -388,6 +388,56 @@ pub fn join_session_keyring(name: &CStr) -> nix::Result<i32> {
     Errno::result(ret).map(|serial| serial as i32)
 }
 
+/// `recvmsg(sock, buf, MSG_CMSG_CLOEXEC)` with room for one `SCM_RIGHTS`
+/// fd: the bytes received and the fd, if one came (any more are closed).
+pub fn recv_with_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut received = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for raw in fds {
+                // SAFETY: the kernel just installed this fd in this process
+                // for us; nothing else owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                received.get_or_insert(owned);
+            }
+        }
+    }
+    Ok((msg.bytes, received))
+}
+
+/// `openat(devpts, "ptmx")`, `ioctl(TIOCSPTLCK, 0)` and
+/// `ioctl(TIOCGPTPEER)`: a new pty of the devpts instance `devpts` (its
+/// root directory, or a detached mount of it), as (master, slave). The
+/// slave is opened through the master, without a path.
+pub fn open_pty_in(devpts: BorrowedFd<'_>) -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::OFlag;
+    let master = nix::fcntl::openat(
+        devpts,
+        "ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which is valid.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) };
+    Errno::result(ret)?;
+    let flags = (libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) as libc::c_ulong;
+    // SAFETY: TIOCGPTPEER takes the open flags by value and returns a new fd.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    let slave = Errno::result(ret)?;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
+}
+
 /// `ioctl(SIOCGIFFLAGS)` then `ioctl(SIOCSIFFLAGS)` on `lo`: bring the
 /// loopback interface of the current network namespace up.
 pub fn loopback_up() -> nix::Result<()> {

@@ -7,6 +7,7 @@
 //! trips over the flags the kernel locks in a user namespace. Read-only
 //! flags are applied last ([`Deferred`]), after every mount point exists.
 
+pub mod console;
 pub mod dev;
 pub mod idmap;
 pub mod resolve;
@@ -70,7 +71,8 @@ pub fn bind_root(rootfs: &Path) -> Result<Root> {
 
 /// Mount one entry of `mounts`. Returns nothing; read-only flags go to
 /// `deferred`. `prepared` is the detached tree `create` made for an
-/// idmapped bind mount (see `idmap.rs`).
+/// idmapped bind mount (see `idmap.rs`), or the devpts of the terminal
+/// (see `console.rs`).
 pub fn apply(
     root: &Root,
     m: &MountPlan,
@@ -119,6 +121,13 @@ pub fn apply(
                     .map_err(|e| Error::sys("open for tmpcopyup", root.display(dest), e))?;
                 copy_tree(old.as_fd(), new.as_fd())
                     .map_err(|e| Error::sys("tmpcopyup into", root.display(dest), e))?;
+            }
+        }
+        // The terminal's devpts, made at create (see `console.rs`).
+        MountKind::Devpts if prepared.is_some() => {
+            let target = root.ensure(dest, Kind::Dir)?;
+            if let Some(devpts) = prepared {
+                attach(devpts, &target, root, dest)?;
             }
         }
         MountKind::Devpts => {
