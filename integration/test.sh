@@ -60,6 +60,15 @@ for who in tuser tsingle; do
     (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$podman_test" "$ci/hutch") || failed=1
 done
 
+# What the container sees, side by side with crun (issue 11), for the
+# same configs, as each user; crun_ready lets crun run on a hybrid host.
+diff_test="$PWD/integration/differential.sh"
+for who in root tuser tsingle; do
+    log "differential against crun as $who"
+    if [ "$who" = root ]; then (cd "$ci" && crun_ready "$diff_test" "$ci/hutch") || failed=1
+    else (cd "$ci" && crun_ready in_cgroup "${cg[$who]}" as "$who" "$diff_test" "$ci/hutch") || failed=1; fi
+done
+
 # Slurm: a one-node cluster, srun/sbatch --container as tuser (run as root).
 log "Slurm integration"
 integration/slurm.sh "$ci/hutch" || failed=1
