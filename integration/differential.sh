@@ -5,11 +5,12 @@
 # limits, session keyring, terminal, open fds, namespaces, cgroup, umask,
 # environment, working directory, hostname.
 #
-# The configs: `hutch spec --rootless`, `crun spec --rootless`, and as root
-# `hutch spec` too; a config in the style of runtime-tools' generator (all
-# namespaces, more capabilities, rlimits, a umask, a user other than root);
-# and, when CAPTURED is a directory, the configs a runtime wrapper copied
-# there from buildah and podman runs (their process replaced by the probe).
+# The configs: `hutch spec` (as root), `hutch spec --rootless`, `crun spec
+# --rootless`, and one in the style of runtime-tools' generator (more
+# capabilities, rlimits, a umask, a user other than root), each generated
+# one also with a terminal; and what buildah run and podman run give their
+# runtime: the same run made once with crun and once with hutch, through
+# a wrapper that keeps each config.json (in $W/captured; KEEP=1 keeps $W).
 #
 # Every difference is either fixed in hutch or intended: the intended ones
 # are rewritten by `intended` below, each with its reason (they are listed
@@ -21,7 +22,6 @@
 set -euo pipefail
 HUTCH=$(realpath "$1")
 CRUN=${2:-/usr/bin/crun}
-CAPTURED=${CAPTURED:-}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
@@ -122,7 +122,12 @@ run_case() {
         # A runtime's own warnings are not what the container sees.
         grep -v -e '^## exit 0$' "$out.raw" | intended "$rt" "$name" >"$out"
     done
-    if diff -u "$W/$name/crun" "$W/$name/hutch" >"$W/$name/diff"; then
+    if grep -q '^## exit' "$W/$name/crun.raw" "$W/$name/hutch.raw"; then
+        # Nothing to compare when a runtime could not run the probe.
+        log "differential $name as $who: a runtime failed:"
+        for rt in hutch crun; do tail -n 5 "$W/$name/$rt.raw" "$W/$name/$rt.err" | sed "s/^/  $rt: /" >&2; done
+        failed=1
+    elif diff -u "$W/$name/crun" "$W/$name/hutch" >"$W/$name/diff"; then
         log "differential $name as $who: same as crun"
     else
         log "differential $name as $who: DIFFERS from crun (- crun, + hutch):"
@@ -161,7 +166,8 @@ intended() {
     # ids and then drops them. hutch's way costs no helper process and is
     # the same for every user (README.md).
     local groups=''
-    if [ "$(id -u)" != 0 ] && [ "$(jq -r '[.linux.uidMappings // [] | .[] | .size] | add // 0' "$W/$name/config.json")" -le 1 ]; then
+    if [ "$(id -u)" != 0 ] && [ -f "$W/$name/config.json" ] \
+        && [ "$(jq -r '[.linux.uidMappings // [] | .[] | .size] | add // 0' "$W/$name/config.json")" -le 1 ]; then
         groups='s/ groups=.*//
             s/^Groups:.*/Groups: (the caller'"'"'s, not compared)/'
     fi
@@ -172,7 +178,11 @@ intended() {
     # crun also gives the container's /dev/null, its stdin, to the
     # container's user; runc leaves /dev/null alone, as hutch does.
     local null='s|^crw-rw-rw- [0-9]* [0-9]* 1:3 /dev/null$|crw-rw-rw- (owner not compared) 1:3 /dev/null|'
-    sed -e "$stdin" -e "$v1" -e "$groups" -e "$stdio" -e "$null"
+    # Read-only paths keep the nosuid, nodev and noexec of the mount they
+    # cover (buildah's and podman's /proc has them), as runc's do; crun's
+    # remount clears them.
+    local ro='/^\/proc\/[a-z_-]* \/[a-z_-]* ro,/s/,nosuid,nodev,noexec,/,/'
+    sed -e "$stdin" -e "$v1" -e "$groups" -e "$stdio" -e "$null" -e "$ro"
 }
 
 # The configs: the generated ones, each also with a terminal.
@@ -218,11 +228,98 @@ rt_style "$W/hutch-spec-rootless.json" >"$W/rt-style.json"
 run_case runtime-tools-style "$W/rt-style.json"
 run_case runtime-tools-style-tty "$W/rt-style.json" terminal
 
-# Configs captured from buildah and podman runs (CAPTURED=DIR).
-if [ -n "$CAPTURED" ]; then
-    for c in "$CAPTURED"/*.json; do
-        [ -f "$c" ] && run_case "$(basename "$c" .json)" "$c"
+# buildah and podman: the same run through each tool twice, once with
+# crun and once with hutch as its runtime, in the tool's own setting (as a
+# plain user, inside its user namespace). The runtime is a wrapper that
+# keeps a copy of each config.json it is given (in $W/captured, to look
+# at with KEEP=1) and execs the runtime.
+# compare_outputs NAME: as run_case, for outputs in $W/NAME/RT.raw; what
+# differs from one run of a tool to the next (its ids, its temporary
+# directory) is left out.
+compare_outputs() {
+    local name="$1" rt
+    for rt in hutch crun; do
+        intended "$rt" "$name" <"$W/$name/$rt.raw" | tr -d '\r' \
+            | sed -e 's/^\(keyring;[^;]*;\).*/\1(the container id)/' \
+                -e 's|/buildah[0-9]*/|/buildahN/|' -e 's/[0-9a-f]\{64\}/(id)/g' \
+                -e 's/\(^\|[=\/]\)[0-9a-f]\{12\}$/\1(short id)/' >"$W/$name/$rt"
     done
+    if grep -q '^## exit' "$W/$name/crun.raw" "$W/$name/hutch.raw"; then
+        # Nothing to compare when a runtime could not run the probe.
+        log "differential $name as $who: a runtime failed:"
+        for rt in hutch crun; do tail -n 5 "$W/$name/$rt.raw" "$W/$name/$rt.err" | sed "s/^/  $rt: /" >&2; done
+        failed=1
+    elif diff -u "$W/$name/crun" "$W/$name/hutch" >"$W/$name/diff"; then
+        log "differential $name as $who: same as crun"
+    else
+        log "differential $name as $who: DIFFERS from crun (- crun, + hutch):"
+        cat "$W/$name/diff" >&2
+        for rt in hutch crun; do [ -s "$W/$name/$rt.err" ] && tail -n 5 "$W/$name/$rt.err" | sed "s/^/  $rt stderr: /" >&2; done
+        failed=1
+    fi
+}
+mkdir -p "$W/captured" "$W/wrap" "$W/tmp"
+chmod 755 "$W" "$W/wrap"
+chmod 777 "$W/captured"
+for rt in hutch crun; do
+    cat >"$W/wrap/$rt" <<WRAP
+#!/bin/sh
+# Keep the config of each container made, then run the real runtime.
+prev=
+for a in "\$@"; do
+    case "\$prev" in --bundle|-b) cp "\$a/config.json" "$W/captured/$rt-\$\$.json" 2>/dev/null ;; esac
+    prev=\$a
+done
+exec "$(runtime $rt)" "\$@"
+WRAP
+    chmod 755 "$W/wrap/$rt"
+done
+if command -v buildah >/dev/null; then
+    B() { TMPDIR="$W/tmp" buildah --root "$W/buildah/root" --runroot "$W/buildah/runroot" --storage-driver vfs "$@"; }
+    iso=(); [ "$(id -u)" = 0 ] || iso=(--isolation=rootless)
+    name=buildah-run
+    mkdir -p "$W/$name"
+    if c=$(B from scratch 2>"$W/$name/from.err") && B copy "$c" "$R" / >/dev/null 2>>"$W/$name/from.err"; then
+        for rt in hutch crun; do
+            B run --runtime "$W/wrap/$rt" "${iso[@]}" --network=none "$c" -- /probe \
+                </dev/null >"$W/$name/$rt.raw" 2>"$W/$name/$rt.err" || echo "## exit $?" >>"$W/$name/$rt.raw"
+        done
+        compare_outputs "$name"
+        B rm "$c" >/dev/null 2>&1
+    else
+        log "buildah cannot make a container here:"; cat "$W/$name/from.err" >&2; failed=1
+    fi
+    # Files of subordinate ids: removed in buildah's user namespace.
+    [ "$(id -u)" = 0 ] || B unshare rm -rf "$W/buildah" 2>/dev/null
+fi
+
+# podman as plain users, as integration/podman.sh (as root here it asks
+# for a file limit above the host's fs.nr_open, and crun fails as hutch).
+if command -v podman >/dev/null && [ "$(id -u)" != 0 ]; then
+    cat >"$W/containers.conf" <<CONF
+[engine]
+runtime_supports_json = ["crun", "runc", "hutch"]
+runtime_supports_nocgroup = ["crun", "hutch"]
+runtime_supports_nocgroups = ["crun", "hutch"]
+CONF
+    P() {
+        CONTAINERS_CONF="$W/containers.conf" TMPDIR="$W/tmp" timeout -k 5 120 podman --root "$W/podman/root" \
+            --runroot "$W/podman/runroot" --storage-driver vfs --cgroup-manager cgroupfs \
+            --events-backend file --tmpdir "$W/podman/libpod" "$@"
+    }
+    name=podman-run
+    mkdir -p "$W/$name"
+    if tar -C "$R" --owner=0 --group=0 --numeric-owner -c . | P import - localhost/hutch-diff >/dev/null 2>"$W/$name/import.err"; then
+        for rt in hutch crun; do
+            P run --rm --runtime "$W/wrap/$rt" --network=none --pull=never localhost/hutch-diff /probe \
+                </dev/null >"$W/$name/$rt.raw" 2>"$W/$name/$rt.err" || echo "## exit $?" >>"$W/$name/$rt.raw"
+        done
+        compare_outputs "$name"
+    else
+        log "podman cannot import an image here:"; cat "$W/$name/import.err" >&2; failed=1
+    fi
+    P rmi -a -f >/dev/null 2>&1
+    [ "$(id -u)" = 0 ] || P unshare rm -rf "$W/podman" 2>/dev/null
 fi
 
 [ "$failed" = 0 ] && log "differential as $who: no difference left" || log "differential as $who: FAILED"
