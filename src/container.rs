@@ -313,9 +313,8 @@ fn send_console(
     id: &str,
 ) -> Result<()> {
     let path = opts.console_socket.as_deref().unwrap_or(Path::new(""));
-    let master = master.ok_or_else(|| {
-        Error::Container("the container process sent no terminal".into())
-    })?;
+    let master =
+        master.ok_or_else(|| Error::Container("the container process sent no terminal".into()))?;
     let payload = serde_json::json!({"type": "terminal", "container": id}).to_string();
     sync::send_fd(sock.as_fd(), &master, &payload)
         .map_err(|e| Error::sys("send pty to console socket", path, e))

@@ -74,12 +74,23 @@ pub fn new_terminal(plan: &Plan) -> Result<(Terminal, OwnedFd)> {
             .map(|i| {
                 let m = &plan.mounts[i];
                 let attrs = super::bind_attrs(m.flags).0;
-                (DevptsAt::Mount(i), m.fs_source.as_str(), m.data.as_str(), attrs)
+                (
+                    DevptsAt::Mount(i),
+                    m.fs_source.as_str(),
+                    m.data.as_str(),
+                    attrs,
+                )
             })
     };
     let Some((at, source, data, attrs)) = wanted else {
         let (master, slave) = host_pty()?;
-        return Ok((Terminal { slave, devpts: None }, master));
+        return Ok((
+            Terminal {
+                slave,
+                devpts: None,
+            },
+            master,
+        ));
     };
     let devpts = match new_devpts(source, data, attrs) {
         // A gid= that is not mapped in the user namespace is refused; drop
