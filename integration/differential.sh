@@ -93,9 +93,11 @@ failed=0
 # run_case NAME CONFIG [terminal]: run CONFIG (any JSON config; its root,
 # process args and terminal are replaced) under both runtimes and compare.
 # With `terminal`, the program gets a terminal through --console-socket
-# (integration/console-receiver.py copies what it writes).
+# (integration/console-receiver.py copies what it writes). RUN_FLAGS: more
+# options of `run` for both runtimes.
 run_case() {
     local name="$1" config="$2" tty="${3:-}" rt out
+    local flags=(${RUN_FLAGS:-})
     mkdir -p "$W/$name"
     jq --arg root "$R" --argjson t "$([ -n "$tty" ] && echo true || echo false)" \
         '.root.path = $root | .root.readonly = false
@@ -112,7 +114,7 @@ run_case() {
         # Out through a pipe: crun gives stdio files to the container's
         # user (fchown), which would take the caller's file from it.
         local rc
-        { (cd "$W/$name" && "$(runtime $rt)" --root "$W/state-$rt" run "${console[@]}" --bundle "$W/$name" \
+        { (cd "$W/$name" && "$(runtime $rt)" --root "$W/state-$rt" run "${console[@]}" "${flags[@]}" --bundle "$W/$name" \
             "diff-$name" </dev/null 2>"$out.err") | cat >"$out.raw"; } && rc=0 || rc=$?
         [ "$rc" = 0 ] || echo "## exit $rc" >>"$out.raw"
         if [ -n "$tty" ]; then
@@ -194,6 +196,8 @@ fi
 (cd "$W" && "$HUTCH" spec --rootless && mv config.json hutch-spec-rootless.json)
 run_case hutch-spec-rootless "$W/hutch-spec-rootless.json"
 run_case hutch-spec-rootless-tty "$W/hutch-spec-rootless.json" terminal
+# The caller's session keyring kept: the container shares it.
+RUN_FLAGS=--no-new-keyring run_case no-new-keyring "$W/hutch-spec-rootless.json"
 (cd "$W" && "$CRUN" spec --rootless && mv config.json crun-spec-rootless.json)
 run_case crun-spec-rootless "$W/crun-spec-rootless.json"
 
