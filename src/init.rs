@@ -6,7 +6,8 @@
 //! The process is cloned by `create` into its new user and pid namespaces
 //! (and mount, network, uts and ipc ones; into its cgroup when it has
 //! one), waits there for `create` to write its id maps, makes its cgroup
-//! namespace, reports ready, and waits for `start`. The start path then
+//! namespace (and its terminal, whose master goes back with "ready"),
+//! reports ready, and waits for `start`. The start path then
 //! makes the container's mounts, `pivot_root`s,
 //! sets up the process and `execve`s the program, which keeps this pid.
 //! Errors go back to whoever waits (create or start) as one line of text,
@@ -129,9 +130,8 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
         CTL_SOCKET,
         nix::unistd::UnlinkatFlags::NoRemoveDir,
     );
-    // Released by Go: a `start` killed before it reads this does not undo
-    // the start (exiting here raced with the fault test's kill and left a
-    // stopped container about one time in five).
+    // Go released it: a `start` that dies before reading this (killed
+    // right after sending Go) must not undo the start.
     let _ = sync::send(conn.as_fd(), &Msg::Accepted);
     let err = match start_path(plan, &args, terminal.as_ref(), &conn) {
         Ok(never) => match never {},
