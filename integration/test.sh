@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . integration/lib.sh
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
 
-ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev keyutils
+ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev keyutils python3
 ensure_rust
 ensure_users
 
