@@ -61,7 +61,8 @@ cat >"$R/probe" <<'EOF'
 exec 2>&1
 s() { echo "## $1"; }
 s id; id
-s status; grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs|Seccomp)' /proc/self/status
+s status; grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs|Seccomp|SigBlk|SigIgn|Cpus_allowed_list)' /proc/self/status
+s session; awk '{ sub(/.*\) /, ""); print "pgrp " $3 " session " $4 " tty_nr " $5 " tpgid " $6 }' /proc/self/stat
 s mounts
 awk '{ opt = ""; for (i = 7; $i != "-"; i++) { o = $i; sub(/:[0-9]+$/, "", o); opt = opt " " o }
        src = $(i + 2); if (src ~ /^\/dev\/[a-z]/) src = "BLOCKDEV"
@@ -259,6 +260,13 @@ exec_case() {
     sed -i '/^## keyring$/{n;s/.*/(not compared)/}' "$W/$name/hutch" "$W/$name/crun"
     # runc and hutch apply the process's oomScoreAdj on exec; crun's exec
     # leaves it as it was: crun's is taken to be the config's value.
+    # hutch's exec gives the process a session of its own, so it cannot
+    # push input into the caller's terminal (TIOCSTI); crun's stays in the
+    # caller's session (outside the container: shown as 0). Compared:
+    # that hutch's is its own (pgrp = session = its pid).
+    local pid; pid=$(sed -n '/^## pid$/{n;p}' "$W/$name/hutch")
+    sed -i "s/^pgrp $pid session $pid /(own session) /" "$W/$name/hutch"
+    sed -i 's/^pgrp 0 session 0 /(own session) /' "$W/$name/crun"
     local adj; adj=$(jq '.oomScoreAdj // 0' "$W/$name/process.json")
     sed -i "/^## oom_score_adj\$/{n;s/.*/$adj/}" "$W/$name/crun"
     if grep -q '^## exit' "$W/$name/crun.raw" "$W/$name/hutch.raw"; then
