@@ -101,7 +101,7 @@ run_case() {
     local flags=(${RUN_FLAGS:-})
     mkdir -p "$W/$name"
     jq --arg root "$R" --argjson t "$([ -n "$tty" ] && echo true || echo false)" \
-        '.root.path = $root | .root.readonly = false
+        '.root.path = $root
         | .process.args = ["/probe"] | .process.terminal = $t' "$config" >"$W/$name/config.json"
     for rt in hutch crun; do
         out="$W/$name/$rt"
