@@ -7,7 +7,8 @@
 #
 # The configs: `hutch spec` (as root), `hutch spec --rootless`, `crun spec
 # --rootless`, and one in the style of runtime-tools' generator (more
-# capabilities, rlimits, a umask, a user other than root), each generated
+# capabilities, rlimits, a umask, a user other than root, a sysctl, a
+# device), each generated
 # one also with a terminal; and what buildah run and podman run give their
 # runtime: the same run made once with crun and once with hutch, through
 # a wrapper that keeps each config.json (in $W/captured; KEEP=1 keeps $W).
@@ -85,6 +86,7 @@ s env; env | sort
 s cwd; pwd
 s hostname; hostname; cat /proc/sys/kernel/domainname
 s oom_score_adj; cat /proc/self/oom_score_adj
+s sysctl; cat /proc/sys/kernel/msgmax
 s pid; echo $$
 s root; touch /probe-root-writable 2>/dev/null && echo writable || echo read-only
 EOF
@@ -97,7 +99,7 @@ failed=0
 # (integration/console-receiver.py copies what it writes). RUN_FLAGS: more
 # options of `run` for both runtimes.
 run_case() {
-    local name="$1" config="$2" tty="${3:-}" rt out
+    local name="$1" config="$2" tty="${3:-}" rt out receiver
     local flags=(${RUN_FLAGS:-})
     mkdir -p "$W/$name"
     jq --arg root "$R" --argjson t "$([ -n "$tty" ] && echo true || echo false)" \
@@ -109,6 +111,7 @@ run_case() {
         if [ -n "$tty" ]; then
             rm -f "$W/console.sock"
             /usr/bin/python3 "$here/console-receiver.py" "$W/console.sock" "$out.tty" &
+            receiver=$!
             for _ in $(seq 50); do [ -S "$W/console.sock" ] && break; sleep 0.1; done
             console=(--console-socket "$W/console.sock")
         fi
@@ -119,8 +122,12 @@ run_case() {
             "diff-$name" </dev/null 2>"$out.err") | cat >"$out.raw"; } && rc=0 || rc=$?
         [ "$rc" = 0 ] || echo "## exit $rc" >>"$out.raw"
         if [ -n "$tty" ]; then
-            wait
-            tr -d '\r' <"$out.tty" >>"$out.raw"
+            # The receiver ends with the terminal; one a failed runtime
+            # never connected to is stopped.
+            for _ in $(seq 50); do kill -0 "$receiver" 2>/dev/null || break; sleep 0.1; done
+            kill "$receiver" 2>/dev/null || true
+            wait "$receiver" 2>/dev/null || true
+            [ -f "$out.tty" ] && tr -d '\r' <"$out.tty" >>"$out.raw"
         fi
         # A runtime's own warnings are not what the container sees.
         grep -v -e '^## exit 0$' "$out.raw" | intended "$rt" "$name" >"$out"
@@ -205,9 +212,14 @@ run_case crun-spec-rootless "$W/crun-spec-rootless.json"
 # In the style of runtime-tools' generator (oci-runtime-tool generate):
 # its capability set, limits, a umask, a user other than root where one
 # can be mapped (as root; as a user with subordinate ids, through them),
-# a working directory, more environment, its own hostname.
+# a working directory, more environment, its own hostname, a sysctl of its
+# ipc namespace, /dev/fuse (as root).
 rt_style() {
-    local base="$1" user='{"uid": 0, "gid": 0}' maps='.'
+    local base="$1" user='{"uid": 0, "gid": 0}' maps='.' devices='.'
+    # A device as root only: crun 1.8.1 run by a plain user fails on any
+    # linux.devices entry here ("unshare CLONE_NEWNS: Operation not
+    # permitted"), so there is nothing to compare with.
+    [ "$(id -u)" = 0 ] && devices='.linux.devices = [{path: "/dev/fuse", type: "c", major: 10, minor: 229, fileMode: 438, uid: 0, gid: 0}]'
     if [ "$(id -u)" = 0 ]; then
         user='{"uid": 1000, "gid": 1000, "additionalGids": [5, 1000]}'
     elif grep -q "^$who:" /etc/subuid && grep -q "^$who:" /etc/subgid; then
@@ -226,7 +238,8 @@ rt_style() {
         | .process.rlimits = [{type: "RLIMIT_NOFILE", hard: 1024, soft: 512}, {type: "RLIMIT_CORE", hard: 0, soft: 0}]
         | .process.user = $user | .process.cwd = "/home/app" | .process.umask = 23
         | .process.env += ["GENERATED=runtime-tools"] | .process.noNewPrivileges = false
-        | .process.oomScoreAdj = 100 | .hostname = "rtbox"' "$base" | jq "$maps"
+        | .process.oomScoreAdj = 100 | .hostname = "rtbox"
+        | .linux.sysctl = {"kernel.msgmax": "4096"}' "$base" | jq "$maps" | jq "$devices"
 }
 rt_style "$W/hutch-spec-rootless.json" >"$W/rt-style.json"
 [ "$(id -u)" = 0 ] && rt_style "$W/hutch-spec.json" >"$W/rt-style.json"
