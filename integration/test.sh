@@ -73,6 +73,12 @@ done
 log "Slurm integration"
 integration/slurm.sh "$ci/hutch" || failed=1
 
+# MPI through Slurm (issue 14): two Slurm nodes in network namespaces of
+# their own, an Open MPI job with a rank on each, in hutch containers
+# (srun hutch-task) against bare srun, as tuser (run as root).
+log "MPI integration"
+integration/mpi.sh "$ci/hutch" || failed=1
+
 # Real limits: on this hybrid host cgroup v2 holds few controllers or
 # none (hugetlb on a fresh machine; bench.sh moves it to v1 for crun), so
 # the runs above mostly checked the warnings. Where it can, give cgroup v2
