@@ -7,6 +7,8 @@
 //! trips over the flags the kernel locks in a user namespace. Read-only
 //! flags are applied last ([`Deferred`]), after every mount point exists.
 
+mod cgroupfs;
+pub mod console;
 pub mod dev;
 pub mod idmap;
 pub mod resolve;
@@ -70,7 +72,8 @@ pub fn bind_root(rootfs: &Path) -> Result<Root> {
 
 /// Mount one entry of `mounts`. Returns nothing; read-only flags go to
 /// `deferred`. `prepared` is the detached tree `create` made for an
-/// idmapped bind mount (see `idmap.rs`).
+/// idmapped bind mount (see `idmap.rs`), or the devpts of the terminal
+/// (see `console.rs`).
 pub fn apply(
     root: &Root,
     m: &MountPlan,
@@ -103,7 +106,21 @@ pub fn apply(
         MountKind::Proc => bound_tree = fs_or_rbind(root, m, "proc", "/proc")?,
         MountKind::Sysfs => bound_tree = fs_or_rbind(root, m, "sysfs", "/sys")?,
         MountKind::Mqueue => bound_tree = fs_or_rbind(root, m, "mqueue", "/dev/mqueue")?,
-        MountKind::Cgroup => bound_tree = fs_or_rbind(root, m, "cgroup2", "/sys/fs/cgroup")?,
+        MountKind::Cgroup => {
+            let target = root.ensure(dest, Kind::Dir)?;
+            match mount_fs(&target, &m.fs_source, "cgroup2", m.flags, &m.data) {
+                Ok(()) => {}
+                // Refused (no cgroup namespace of its own): the container's
+                // own cgroups from the host's hierarchies, not all of them.
+                Err(
+                    Errno::EPERM | Errno::EACCES | Errno::EBUSY | Errno::EINVAL | Errno::ENODEV,
+                ) => {
+                    cgroupfs::bind_own(root, m)?;
+                    bound_tree = true;
+                }
+                Err(e) => return Err(Error::sys("mount cgroup2 on", root.display(dest), e)),
+            }
+        }
         MountKind::Tmpfs => {
             let target = root.ensure(dest, Kind::Dir)?;
             let old = m
@@ -119,6 +136,13 @@ pub fn apply(
                     .map_err(|e| Error::sys("open for tmpcopyup", root.display(dest), e))?;
                 copy_tree(old.as_fd(), new.as_fd())
                     .map_err(|e| Error::sys("tmpcopyup into", root.display(dest), e))?;
+            }
+        }
+        // The terminal's devpts, made at create (see `console.rs`).
+        MountKind::Devpts if prepared.is_some() => {
+            let target = root.ensure(dest, Kind::Dir)?;
+            if let Some(devpts) = prepared {
+                attach(devpts, &target, root, dest)?;
             }
         }
         MountKind::Devpts => {
@@ -327,20 +351,27 @@ pub fn mask_paths(root: &Root, paths: &[PathBuf]) -> Result<()> {
         root.check_inside(&fd, p)?;
         let st = nix::sys::stat::fstat(&fd)
             .map_err(|e| Error::sys("stat masked path", root.display(p), e))?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-            mount_fs(
-                &fd,
-                "tmpfs",
-                "tmpfs",
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                "nr_blocks=1,nr_inodes=1",
+        // Read-only mounts, as runc's and crun's masks are: an empty tmpfs
+        // over a directory, the null device over anything else.
+        let cover = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            sys::new_fs_mount(
+                c"tmpfs",
+                &[
+                    (c"source", Some(c"tmpfs")),
+                    (c"nr_blocks", Some(c"1")),
+                    (c"nr_inodes", Some(c"1")),
+                ],
+                attr::RDONLY,
             )
-            .map_err(|e| Error::sys("mask directory", root.display(p), e))?;
+            .map_err(|(step, e)| Error::sys(step, root.display(p), e))?
         } else {
             let copy = sys::open_tree_clone(c"/dev/null", false)
                 .map_err(|e| Error::sys("bind mount source", "/dev/null", e))?;
-            attach(&copy, &fd, root, p)?;
-        }
+            sys::mount_setattr(copy.as_fd(), false, attr::RDONLY, 0, 0)
+                .map_err(|e| Error::sys("make read-only", "/dev/null", e))?;
+            copy
+        };
+        attach(&cover, &fd, root, p)?;
     }
     Ok(())
 }
@@ -356,14 +387,10 @@ pub fn readonly_paths(root: &Root, paths: &[PathBuf]) -> Result<()> {
         };
         root.check_inside(&fd, p)?;
         let tree = open_tree(&proc_fd(fd.as_fd()), true)?;
-        sys::mount_setattr(
-            tree.as_fd(),
-            true,
-            attr::RDONLY | attr::NOSUID | attr::NODEV,
-            0,
-            0,
-        )
-        .map_err(|e| Error::sys("make read-only", root.display(p), e))?;
+        // Read-only only: the other flags stay those of the mount it
+        // covers, as with runc and crun.
+        sys::mount_setattr(tree.as_fd(), true, attr::RDONLY, 0, 0)
+            .map_err(|e| Error::sys("make read-only", root.display(p), e))?;
         attach(&tree, &fd, root, p)?;
     }
     Ok(())
