@@ -162,9 +162,7 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
     // (root only; a plain user's container has only the devices bound
     // into its /dev, and cannot make nodes).
     let ebpf_devices = nix::unistd::geteuid().is_root()
-        && !all
-            .iter()
-            .any(|h| h.fs == fs::Fs::V1 && h.has("devices"));
+        && !all.iter().any(|h| h.fs == fs::Fs::V1 && h.has("devices"));
     let set_up = (|| -> Result<()> {
         for (h, d) in dirs {
             match h.fs {
@@ -524,10 +522,48 @@ pub fn remove(record: &serde_json::Value) -> Result<()> {
             let _ = fs::write(dir.as_fd(), "freezer.state", "THAWED");
         }
     }
+    // The container's own cgroups are removed with what still runs in
+    // them; a parent hutch made for it only when empty: another
+    // container may have been made below it since (`/docker/A` made
+    // `/docker`, then came `/docker/B`).
+    let own = own_of(record);
     for path in made_of(record) {
-        fs::remove(&path)?;
+        if own.contains(&path) {
+            fs::remove(&path)?;
+        } else {
+            match std::fs::remove_dir(&path) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EBUSY | libc::ENOTEMPTY | libc::ENOENT)
+                    ) => {}
+                Err(e) => return Err(Error::io("remove cgroup", &path, e)),
+            }
+        }
     }
     Ok(())
+}
+
+/// The container's own cgroup in each hierarchy, as the record names them.
+fn own_of(record: &serde_json::Value) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = record
+        .get("v1")
+        .and_then(|v| v.as_object())
+        .map(|m| {
+            m.values()
+                .filter_map(|p| p.as_str().map(PathBuf::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(p) = record
+        .get("v2")
+        .or_else(|| record.get("cgroup"))
+        .and_then(|v| v.as_str())
+    {
+        out.push(PathBuf::from(p));
+    }
+    out
 }
 
 #[cfg(test)]
