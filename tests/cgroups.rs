@@ -868,7 +868,9 @@ fn exec_joins_every_hierarchy() {
     assert_ok(&exec);
     let out = text(&exec.stdout);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2 * cg::hierarchies().len(), "{out}");
+    // Each file has a line per hierarchy the kernel has (one mounted
+    // elsewhere only too).
+    assert!(lines.len() >= 2 * cg::hierarchies().len(), "{out}");
     for l in &lines {
         assert!(
             l.ends_with(":/"),
