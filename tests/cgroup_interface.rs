@@ -143,6 +143,17 @@ fn freeze_thaw_pids_stats_and_update_act_on_the_real_cgroup() {
         assert_eq!(std::fs::read_to_string(f).unwrap().trim(), "30");
         assert_eq!(cgroup.stats().unwrap().pids.limit, 30);
     }
+    // Memory limits in both directions: on v1 the limit may never be
+    // above memory+swap, so raising both needs memsw first, lowering both
+    // the limit first; update finds the order.
+    if memory_here {
+        for (limit, swap) in [(33554432, 50331648), (536870912, 1073741824)] {
+            let r: oci_spec::runtime::LinuxResources =
+                serde_json::from_value(json!({"memory": {"limit": limit, "swap": swap}})).unwrap();
+            update_or_panic(&cgroup, &r);
+            assert_eq!(cgroup.stats().unwrap().memory.usage.limit, limit);
+        }
+    }
     // A bad value is refused before anything is written.
     let bad: oci_spec::runtime::LinuxResources =
         serde_json::from_value(json!({"memory": {"limit": 1000, "swap": 10}})).unwrap();
@@ -158,6 +169,12 @@ fn freeze_thaw_pids_stats_and_update_act_on_the_real_cgroup() {
     }
     if let Some(p) = rec["v2"].as_str() {
         assert!(!std::path::Path::new(p).exists(), "{p} left behind");
+    }
+}
+
+fn update_or_panic(cgroup: &hutch::cgroup::Cgroup, r: &oci_spec::runtime::LinuxResources) {
+    if let Err(e) = cgroup.update(r) {
+        panic!("update {r:?}: {e}");
     }
 }
 
