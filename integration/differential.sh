@@ -157,12 +157,12 @@ intended() {
     # stdin: crun reopens a /dev/null stdin read-write; hutch passes the
     # caller's stdio as it is, as runc does.
     local stdin='s|^lrwx------ 0 -> /dev/null$|lr-x------ 0 -> /dev/null|'
-    # cgroup v1: hutch manages cgroup v2 only; on a v1/v2 hybrid host crun
-    # puts a container in v1 cgroups (and, as root, a v2 one) named after
-    # it and mounts the v1 hierarchies; hutch makes no cgroup for a config
-    # without cgroupsPath or resources, and mounts cgroup2 (and, as runc,
-    # keeps the submounts of an rbind of /sys, where crun as root mounts a
-    # new sysfs). Compared: the cgroup lines' controllers.
+    # cgroups: on a v1/v2 hybrid host crun puts a container in v1 cgroups
+    # (and, as root, a v2 one) named after it; hutch makes no cgroup for a
+    # config without cgroupsPath or resources. Both mount the container's
+    # own hierarchies (hutch also `unified`, and, as runc, keeps the
+    # submounts of an rbind of /sys, where crun as root mounts a new
+    # sysfs). Compared: the cgroup lines' controllers.
     local v1=''
     if [ "$hybrid" = yes ]; then
         v1='/^\/sys\/fs\/cgroup[/ ]/d

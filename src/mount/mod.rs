@@ -7,7 +7,7 @@
 //! trips over the flags the kernel locks in a user namespace. Read-only
 //! flags are applied last ([`Deferred`]), after every mount point exists.
 
-mod cgroupfs;
+pub mod cgroup;
 pub mod console;
 pub mod dev;
 pub mod idmap;
@@ -107,19 +107,9 @@ pub fn apply(
         MountKind::Sysfs => bound_tree = fs_or_rbind(root, m, "sysfs", "/sys")?,
         MountKind::Mqueue => bound_tree = fs_or_rbind(root, m, "mqueue", "/dev/mqueue")?,
         MountKind::Cgroup => {
-            let target = root.ensure(dest, Kind::Dir)?;
-            match mount_fs(&target, &m.fs_source, "cgroup2", m.flags, &m.data) {
-                Ok(()) => {}
-                // Refused (no cgroup namespace of its own): the container's
-                // own cgroups from the host's hierarchies, not all of them.
-                Err(
-                    Errno::EPERM | Errno::EACCES | Errno::EBUSY | Errno::EINVAL | Errno::ENODEV,
-                ) => {
-                    cgroupfs::bind_own(root, m)?;
-                    bound_tree = true;
-                }
-                Err(e) => return Err(Error::sys("mount cgroup2 on", root.display(dest), e)),
-            }
+            cgroup::mount(root, m)?;
+            // `ro` covers each hierarchy mounted under a v1 host's tmpfs.
+            bound_tree = true;
         }
         MountKind::Tmpfs => {
             let target = root.ensure(dest, Kind::Dir)?;

@@ -221,14 +221,14 @@ impl Entry {
     /// another user's entry, it does so as that user, in a child process:
     /// whoever can write the entry can name any cgroup in it.
     fn remove_cgroups(&self) {
-        let Some((_, made)) = self.load_cgroup() else {
+        let Some(record) = self.load_cgroup() else {
             return;
         };
         let owner = nix::sys::stat::fstat(&self.dir)
             .map(|st| st.st_uid)
             .unwrap_or(0);
         if !nix::unistd::geteuid().is_root() || owner == 0 {
-            if let Err(e) = crate::cgroup::remove(&made) {
+            if let Err(e) = crate::cgroup::remove(&record) {
                 tracing::warn!("{e}");
             }
             return;
@@ -237,7 +237,7 @@ impl Entry {
             Ok(crate::sys::Forked::Child) => {
                 let removed = self
                     .assume_owner()
-                    .and_then(|()| crate::cgroup::remove(&made));
+                    .and_then(|()| crate::cgroup::remove(&record));
                 if let Err(e) = removed {
                     tracing::warn!("{e}");
                 }

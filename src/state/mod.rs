@@ -404,24 +404,15 @@ impl Entry {
     /// Note the container's cgroup and the directories hutch made for it
     /// (deepest first), before the container process exists: whatever
     /// becomes of `create`, removing the entry removes them.
-    pub fn save_cgroup(&self, cgroup: &Path, made: &[PathBuf]) -> Result<()> {
-        let doc = serde_json::json!({"cgroup": cgroup, "made": made});
-        self.write_atomically(CGROUP_FILE, doc.to_string().as_bytes())
+    pub fn save_cgroup(&self, record: &serde_json::Value) -> Result<()> {
+        self.write_atomically(CGROUP_FILE, record.to_string().as_bytes())
     }
 
-    /// The container's cgroup and the directories hutch made for it;
+    /// The record of the container's cgroup (`cgroup::reopen` takes it);
     /// `None` for a container without one.
-    pub fn load_cgroup(&self) -> Option<(PathBuf, Vec<PathBuf>)> {
+    pub fn load_cgroup(&self) -> Option<serde_json::Value> {
         let text = self.read(CGROUP_FILE).ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
-        let cgroup = PathBuf::from(v.get("cgroup")?.as_str()?);
-        let made = v
-            .get("made")?
-            .as_array()?
-            .iter()
-            .filter_map(|p| p.as_str().map(PathBuf::from))
-            .collect();
-        Some((cgroup, made))
+        serde_json::from_slice(&text).ok()
     }
 
     /// The copy of `config.json` kept at create.
