@@ -32,6 +32,7 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod dbus;
 pub mod container;
 pub mod error;
 pub mod exe;
