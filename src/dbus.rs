@@ -678,34 +678,39 @@ impl Bus {
         self.reply(serial, timeout)
     }
 
-    /// Wait for the reply to `serial`; signals read meanwhile are kept.
+    /// Wait for the reply to `serial`; other messages read meanwhile are
+    /// kept (for [`Bus::reply`] and [`Bus::wait_signal`]).
     pub fn reply(&mut self, serial: u32, timeout: Duration) -> Result<Vec<Value>> {
         self.deadline = Instant::now() + timeout;
-        loop {
-            let m = self.read_message()?;
-            if m.reply_serial == Some(serial) {
-                return match m.kind {
-                    METHOD_RETURN => Ok(m.body),
-                    ERROR => Err(BusError::Remote {
-                        name: m.error_name.unwrap_or_default(),
-                        message: m
-                            .body
-                            .first()
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                    }),
-                    _ => proto("a reply of an unexpected kind"),
-                };
-            }
-            if m.kind == SIGNAL {
+        let is_reply = |m: &Message| {
+            m.reply_serial == Some(serial) && matches!(m.kind, METHOD_RETURN | ERROR)
+        };
+        let m = match self.queue.iter().position(is_reply) {
+            Some(i) => self.queue.remove(i).unwrap_or_default(),
+            None => loop {
+                let m = self.read_message()?;
+                if is_reply(&m) {
+                    break m;
+                }
                 self.queue.push_back(m);
-            }
+            },
+        };
+        if m.kind == ERROR {
+            return Err(BusError::Remote {
+                name: m.error_name.unwrap_or_default(),
+                message: m
+                    .body
+                    .first()
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            });
         }
+        Ok(m.body)
     }
 
     /// Wait for a signal `interface.member` for which `wanted` holds;
-    /// other signals are dropped.
+    /// other signals read meanwhile are dropped.
     pub fn wait_signal(
         &mut self,
         interface: &str,
@@ -719,10 +724,8 @@ impl Bus {
                 && m.interface.as_deref() == Some(interface)
                 && m.member.as_deref() == Some(member)
         };
-        while let Some(m) = self.queue.pop_front() {
-            if is(&m) && wanted(&m.body) {
-                return Ok(m.body);
-            }
+        if let Some(i) = self.queue.iter().position(|m| is(m) && wanted(&m.body)) {
+            return Ok(self.queue.remove(i).unwrap_or_default().body);
         }
         loop {
             let m = self.read_message()?;

@@ -23,6 +23,7 @@
 mod fs;
 mod hier;
 mod stats;
+pub mod systemd;
 mod v2;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,9 @@ pub enum Where {
     Relative(PathBuf),
     /// No cgroupsPath: `hutch-ID` below the caller's own cgroup.
     Default,
+    /// systemd's `slice:prefix:name`, as written (parsed by the systemd
+    /// driver; ignored, with a warning, without `--systemd-cgroup`).
+    Systemd(String),
 }
 
 /// The container's cgroup: where, and what to set there.
@@ -63,7 +67,7 @@ pub struct CgroupPlan {
 pub enum Manager {
     /// hutch makes the directories itself.
     Cgroupfs,
-    /// Through systemd (not implemented yet: as Cgroupfs).
+    /// A transient scope systemd makes (`systemd.rs`).
     Systemd,
 }
 
@@ -117,14 +121,12 @@ pub fn plan(linux: &oci_spec::runtime::Linux) -> Result<Option<CgroupPlan>> {
     if let Some(p) = linux.cgroups_path() {
         gate("linux.cgroupsPath")?;
         let text = p.to_string_lossy().into_owned();
-        if is_systemd_form(&text) {
-            crate::features::config_warning(format_args!(
-                "linux.cgroupsPath `{text}` is ignored: it is in systemd's slice:prefix:name form, and hutch has no systemd driver"
-            ));
+        place = Some(if is_systemd_form(&text) {
+            Where::Systemd(text.clone())
         } else {
-            place = Some(check_path(&text)?);
-            configured = Some(text);
-        }
+            check_path(&text)?
+        });
+        configured = Some(text);
     }
     let resources = linux.resources().clone().unwrap_or_default();
     check(&resources)?;
@@ -340,13 +342,47 @@ pub struct Cgroup {
     v2: Option<v2::Cgroup>,
     /// The directories hutch made, deepest first: what `delete` removes.
     made: Vec<PathBuf>,
+    /// The systemd scope the cgroup is (`--systemd-cgroup`).
+    systemd: Option<SystemdPart>,
+}
+
+/// The systemd driver's part of a [`Cgroup`].
+#[derive(Debug)]
+struct SystemdPart {
+    /// The unit (`hutch-ID.scope`).
+    unit: String,
+    /// The bus it was asked for on.
+    address: String,
+    /// At create, until [`Cgroup::start_unit`]: the connection, the properties
+    /// and the settings to write into the scope's cgroup.
+    pending: Option<(systemd::Scope, Vec<(&'static str, crate::dbus::Value)>, Vec<Setting>, String)>,
 }
 
 /// Make the container's cgroup and write its settings; `None` (after one
 /// warning) when the caller may not make it. On error nothing is left.
 pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<Cgroup>> {
-    // The systemd driver is not there yet: its cgroup is made as cgroupfs's.
-    let _ = manager;
+    let place = match (manager, &plan.place) {
+        (Manager::Systemd, Where::Systemd(text)) => {
+            return prepare_systemd(plan, Some(systemd::parse_path(text)?), id)
+        }
+        (Manager::Systemd, Where::Default) => return prepare_systemd(plan, None, id),
+        (Manager::Systemd, _) => {
+            return Err(Error::Config(format!(
+                "linux.cgroupsPath `{}`: with --systemd-cgroup it must be slice:prefix:name",
+                plan.configured.as_deref().unwrap_or_default()
+            )))
+        }
+        (Manager::Cgroupfs, Where::Systemd(text)) => {
+            crate::features::config_warning(format_args!(
+                "linux.cgroupsPath `{text}` is ignored: it is in systemd's slice:prefix:name form (pass --systemd-cgroup for the systemd driver)"
+            ));
+            if !asks_for_limits(&plan.resources) {
+                return Ok(None);
+            }
+            Where::Default
+        }
+        (Manager::Cgroupfs, p) => p.clone(),
+    };
     let what = match &plan.configured {
         Some(p) => format!("linux.cgroupsPath `{p}` is"),
         None => "linux.resources are".to_string(),
@@ -359,7 +395,7 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
     let Some(h) = hier::v2(&all) else {
         return ignored("no cgroup2 file system is mounted (cgroup v1 is not managed)".into());
     };
-    let Some(wanted) = wanted(&plan.place, h, id) else {
+    let Some(wanted) = wanted(&place, h, id) else {
         return ignored(
             "hutch's own cgroup v2 is unknown (no `0::` line in /proc/self/cgroup)".into(),
         );
@@ -379,7 +415,11 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
         Ok(d) => {
             let made = d.made.clone();
             match v2::setup(d, &v2::settings(&plan.resources)) {
-                Ok(cg) => Ok(Some(Cgroup { v2: Some(cg), made })),
+                Ok(cg) => Ok(Some(Cgroup {
+                    v2: Some(cg),
+                    made,
+                    systemd: None,
+                })),
                 Err(e) => {
                     fs::discard(&made);
                     Err(e)
@@ -400,8 +440,69 @@ fn wanted(place: &Where, h: &hier::Hierarchy, id: &str) -> Option<PathBuf> {
     match place {
         Where::Absolute(p) => Some(Path::new("/").join(p)),
         Where::Relative(p) => h.own.as_ref().map(|o| o.join(p)),
-        Where::Default => h.own.as_ref().map(|o| o.join(format!("hutch-{id}"))),
+        Where::Default | Where::Systemd(_) => {
+            h.own.as_ref().map(|o| o.join(format!("hutch-{id}")))
+        }
     }
+}
+
+/// `--systemd-cgroup`: connect to systemd now (a missing bus fails here,
+/// before anything exists); the scope is asked for in [`Cgroup::start_unit`],
+/// once the container process exists.
+fn prepare_systemd(
+    plan: &CgroupPlan,
+    unit: Option<systemd::Unit>,
+    id: &str,
+) -> Result<Option<Cgroup>> {
+    let scope = systemd::connect(unit, id)?;
+    let (props, rest) = systemd::properties(&v2::settings(&plan.resources));
+    Ok(Some(Cgroup {
+        v2: None,
+        made: Vec::new(),
+        systemd: Some(SystemdPart {
+            unit: scope.unit.name.clone(),
+            address: scope.address.clone(),
+            pending: Some((scope, props, rest, id.to_string())),
+        }),
+    }))
+}
+
+/// The scope systemd made for process `pid`: open its cgroup2 directory
+/// and write there what systemd has no property for, enabling the
+/// controllers that needs from the top of the tree down (as runc does).
+fn start_scope(
+    mut scope: systemd::Scope,
+    props: &[(&'static str, crate::dbus::Value)],
+    rest: &[Setting],
+    id: &str,
+    pid: i32,
+) -> Result<v2::Cgroup> {
+    let cgroup = scope.start(pid, id, props)?;
+    drop(scope);
+    let all = hier::mounted();
+    let dir = hier::v2(&all).and_then(|h| h.dir_of(&cgroup)).ok_or_else(|| {
+        Error::Container(format!(
+            "systemd cgroup driver: the scope's cgroup `{}` is not on a cgroup2 mount here",
+            cgroup.display()
+        ))
+    })?;
+    let fd = fs::open_cgroup(&dir, fs::Fs::V2)?;
+    // Enabling goes down from the mount's root: every directory below it
+    // down to the scope counts as one to enable in.
+    let point = hier::v2(&all).map(|h| h.point.clone()).unwrap_or_default();
+    let chain: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|p| p.starts_with(&point) && *p != point)
+        .map(Path::to_path_buf)
+        .collect();
+    v2::setup(
+        fs::Dir {
+            fd,
+            path: dir,
+            made: chain,
+        },
+        rest,
+    )
 }
 
 impl Cgroup {
@@ -418,15 +519,39 @@ impl Cgroup {
         Ok(())
     }
 
-    /// What the state entry keeps to reopen and remove it: `cgroup.json`.
-    pub fn record(&self) -> serde_json::Value {
-        serde_json::json!({
-            "v2": self.v2.as_ref().map(|c| &c.path),
-            "made": self.made,
-        })
+    /// With the systemd driver, at create: ask for the scope with process
+    /// `pid` in it (before it runs anything of the container's), and write
+    /// into its cgroup what systemd has no property for. [`Cgroup::record`]
+    /// changes. Nothing to do otherwise.
+    pub fn start_unit(&mut self, pid: i32) -> Result<()> {
+        if let Some(sd) = &mut self.systemd {
+            if let Some((scope, props, rest, id)) = sd.pending.take() {
+                self.v2 = Some(start_scope(scope, &props, &rest, &id, pid)?);
+            }
+        }
+        Ok(())
     }
 
-    /// Remove what `prepare` made (the container process is gone).
+    /// Whether the cgroup is a systemd unit (its record changes in
+    /// [`Cgroup::start_unit`]).
+    pub fn is_systemd(&self) -> bool {
+        self.systemd.is_some()
+    }
+
+    /// What the state entry keeps to reopen and remove it: `cgroup.json`.
+    pub fn record(&self) -> serde_json::Value {
+        let mut r = serde_json::json!({
+            "v2": self.v2.as_ref().map(|c| &c.path),
+            "made": self.made,
+        });
+        if let Some(sd) = &self.systemd {
+            r["systemd"] = serde_json::json!({"unit": sd.unit, "bus": sd.address});
+        }
+        r
+    }
+
+    /// Remove what `prepare` made (the container process is gone). A
+    /// systemd scope is stopped through the record, by the entry's removal.
     pub fn discard(self) {
         let made = self.made;
         drop(self.v2);
@@ -521,7 +646,21 @@ pub fn reopen(record: &serde_json::Value) -> Result<Cgroup> {
     Ok(Cgroup {
         v2,
         made: made_of(record),
+        systemd: systemd_of(record).map(|(unit, address)| SystemdPart {
+            unit,
+            address,
+            pending: None,
+        }),
     })
+}
+
+/// The unit and bus address of a record made by the systemd driver.
+fn systemd_of(record: &serde_json::Value) -> Option<(String, String)> {
+    let sd = record.get("systemd")?;
+    Some((
+        sd.get("unit")?.as_str()?.to_string(),
+        sd.get("bus")?.as_str()?.to_string(),
+    ))
 }
 
 fn made_of(record: &serde_json::Value) -> Vec<PathBuf> {
@@ -541,6 +680,16 @@ fn made_of(record: &serde_json::Value) -> Vec<PathBuf> {
 pub fn remove(record: &serde_json::Value) -> Result<()> {
     for path in made_of(record) {
         fs::remove(&path)?;
+    }
+    if let Some((unit, address)) = systemd_of(record) {
+        // What is left in the scope dies first: stopping a scope sends
+        // SIGTERM and waits up to its stop timeout for it.
+        if let Some(path) = record.get("v2").and_then(|v| v.as_str()) {
+            if let Ok(fd) = fs::open_cgroup(Path::new(path), fs::Fs::V2) {
+                let _ = fs::write(fd.as_fd(), "cgroup.kill", "1");
+            }
+        }
+        systemd::stop(&address, &unit)?;
     }
     Ok(())
 }
@@ -580,11 +729,24 @@ mod tests {
     }
 
     #[test]
-    fn systemd_form_is_ignored() {
+    fn systemd_form_is_kept_for_the_driver() {
         let got = plan(&linux(
             serde_json::json!({"cgroupsPath": "user.slice:libpod:abc"}),
         ));
-        assert_eq!(got.unwrap(), None);
+        assert_eq!(
+            got.unwrap().unwrap().place,
+            Where::Systemd("user.slice:libpod:abc".into())
+        );
+    }
+
+    #[test]
+    fn systemd_form_without_the_driver_makes_no_cgroup() {
+        let p = plan(&linux(
+            serde_json::json!({"cgroupsPath": "user.slice:libpod:abc"}),
+        ))
+        .unwrap()
+        .unwrap();
+        assert!(prepare(&p, "x", Manager::Cgroupfs).unwrap().is_none());
     }
 
     #[rstest]
