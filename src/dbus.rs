@@ -95,7 +95,9 @@ impl Value {
             Value::Path(_) => "o".into(),
             Value::Sig(_) => "g".into(),
             Value::Array(el, _) => format!("a{el}"),
-            Value::Struct(vs) => format!("({})", vs.iter().map(Value::signature).collect::<String>()),
+            Value::Struct(vs) => {
+                format!("({})", vs.iter().map(Value::signature).collect::<String>())
+            }
             Value::Variant(_) => "v".into(),
             Value::DictEntry(k, v) => format!("{{{}{}}}", k.signature(), v.signature()),
         }
@@ -416,9 +418,8 @@ fn marshal(c: &Call<'_>, serial: u32) -> Vec<u8> {
         body.put(a);
         sig.push_str(&a.signature());
     }
-    let field = |code: u8, v: Value| {
-        Value::Struct(vec![Value::Byte(code), Value::Variant(Box::new(v))])
-    };
+    let field =
+        |code: u8, v: Value| Value::Struct(vec![Value::Byte(code), Value::Variant(Box::new(v))]);
     let mut fields = vec![
         field(1, Value::Path(c.path.into())),
         field(2, Value::str(c.interface)),
@@ -580,7 +581,10 @@ impl Bus {
         }
         let Some(stream) = stream else {
             let e = last.unwrap_or_else(|| std::io::Error::other("no socket"));
-            return Err(BusError::Io(format!("connect to the bus at `{address}`"), e));
+            return Err(BusError::Io(
+                format!("connect to the bus at `{address}`"),
+                e,
+            ));
         };
         let mut bus = Bus {
             stream,
@@ -682,9 +686,8 @@ impl Bus {
     /// kept (for [`Bus::reply`] and [`Bus::wait_signal`]).
     pub fn reply(&mut self, serial: u32, timeout: Duration) -> Result<Vec<Value>> {
         self.deadline = Instant::now() + timeout;
-        let is_reply = |m: &Message| {
-            m.reply_serial == Some(serial) && matches!(m.kind, METHOD_RETURN | ERROR)
-        };
+        let is_reply =
+            |m: &Message| m.reply_serial == Some(serial) && matches!(m.kind, METHOD_RETURN | ERROR);
         let m = match self.queue.iter().position(is_reply) {
             Some(i) => self.queue.remove(i).unwrap_or_default(),
             None => loop {
@@ -817,7 +820,10 @@ mod tests {
                 Value::property("Delegate", Value::Bool(true)),
                 Value::property("PIDs", Value::Array("u".into(), vec![Value::U32(42)])),
                 Value::property("MemoryMax", Value::U64(1 << 30)),
-                Value::property("AllowedCPUs", Value::Array("y".into(), vec![Value::Byte(3)])),
+                Value::property(
+                    "AllowedCPUs",
+                    Value::Array("y".into(), vec![Value::Byte(3)]),
+                ),
             ],
         ));
         roundtrip(Value::Array("(sa(sv))".into(), vec![]));
@@ -858,7 +864,10 @@ mod tests {
             args: vec![
                 Value::str("x.scope"),
                 Value::str("fail"),
-                Value::Array("(sv)".into(), vec![Value::property("Delegate", Value::Bool(true))]),
+                Value::Array(
+                    "(sv)".into(),
+                    vec![Value::property("Delegate", Value::Bool(true))],
+                ),
                 Value::Array("(sa(sv))".into(), vec![]),
             ],
         };

@@ -32,8 +32,8 @@
 
 pub mod cgroup;
 pub mod cli;
-pub mod dbus;
 pub mod container;
+pub mod dbus;
 pub mod error;
 pub mod exe;
 pub mod exec;

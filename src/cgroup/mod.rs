@@ -355,8 +355,17 @@ struct SystemdPart {
     address: String,
     /// At create, until [`Cgroup::start_unit`]: the connection, the properties
     /// and the settings to write into the scope's cgroup.
-    pending: Option<(systemd::Scope, Vec<(&'static str, crate::dbus::Value)>, Vec<Setting>, String)>,
+    pending: Option<Pending>,
 }
+
+/// The connection, the unit properties, the settings systemd has no
+/// property for, and the container's id.
+type Pending = (
+    systemd::Scope,
+    Vec<(&'static str, crate::dbus::Value)>,
+    Vec<Setting>,
+    String,
+);
 
 /// Make the container's cgroup and write its settings; `None` (after one
 /// warning) when the caller may not make it. On error nothing is left.
@@ -373,9 +382,9 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
             )))
         }
         (Manager::Cgroupfs, Where::Systemd(text)) => {
-            crate::features::config_warning(format_args!(
+            tracing::warn!(
                 "linux.cgroupsPath `{text}` is ignored: it is in systemd's slice:prefix:name form (pass --systemd-cgroup for the systemd driver)"
-            ));
+            );
             if !asks_for_limits(&plan.resources) {
                 return Ok(None);
             }
@@ -440,9 +449,7 @@ fn wanted(place: &Where, h: &hier::Hierarchy, id: &str) -> Option<PathBuf> {
     match place {
         Where::Absolute(p) => Some(Path::new("/").join(p)),
         Where::Relative(p) => h.own.as_ref().map(|o| o.join(p)),
-        Where::Default | Where::Systemd(_) => {
-            h.own.as_ref().map(|o| o.join(format!("hutch-{id}")))
-        }
+        Where::Default | Where::Systemd(_) => h.own.as_ref().map(|o| o.join(format!("hutch-{id}"))),
     }
 }
 
@@ -478,14 +485,24 @@ fn start_scope(
     pid: i32,
 ) -> Result<v2::Cgroup> {
     let cgroup = scope.start(pid, id, props)?;
-    drop(scope);
+    let opened = open_scope(&cgroup, rest);
+    if opened.is_err() {
+        scope.abandon();
+    }
+    opened
+}
+
+/// Open the scope's cgroup2 directory and write `rest` there.
+fn open_scope(cgroup: &Path, rest: &[Setting]) -> Result<v2::Cgroup> {
     let all = hier::mounted();
-    let dir = hier::v2(&all).and_then(|h| h.dir_of(&cgroup)).ok_or_else(|| {
-        Error::Container(format!(
-            "systemd cgroup driver: the scope's cgroup `{}` is not on a cgroup2 mount here",
-            cgroup.display()
-        ))
-    })?;
+    let dir = hier::v2(&all)
+        .and_then(|h| h.dir_of(cgroup))
+        .ok_or_else(|| {
+            Error::Container(format!(
+                "systemd cgroup driver: the scope's cgroup `{}` is not on a cgroup2 mount here",
+                cgroup.display()
+            ))
+        })?;
     let fd = fs::open_cgroup(&dir, fs::Fs::V2)?;
     // Enabling goes down from the mount's root: every directory below it
     // down to the scope counts as one to enable in.
@@ -681,13 +698,14 @@ pub fn remove(record: &serde_json::Value) -> Result<()> {
     for path in made_of(record) {
         fs::remove(&path)?;
     }
-    if let Some((unit, address)) = systemd_of(record) {
+    // A scope whose cgroup is not recorded was never started (a create
+    // that failed stops what it started itself).
+    let started = record.get("v2").and_then(|v| v.as_str());
+    if let (Some((unit, address)), Some(path)) = (systemd_of(record), started) {
         // What is left in the scope dies first: stopping a scope sends
         // SIGTERM and waits up to its stop timeout for it.
-        if let Some(path) = record.get("v2").and_then(|v| v.as_str()) {
-            if let Ok(fd) = fs::open_cgroup(Path::new(path), fs::Fs::V2) {
-                let _ = fs::write(fd.as_fd(), "cgroup.kill", "1");
-            }
+        if let Ok(fd) = fs::open_cgroup(Path::new(path), fs::Fs::V2) {
+            let _ = fs::write(fd.as_fd(), "cgroup.kill", "1");
         }
         systemd::stop(&address, &unit)?;
     }

@@ -45,8 +45,7 @@ pub struct Unit {
 /// hutch does not make).
 fn valid_unit_chars(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b))
 }
 
@@ -71,7 +70,11 @@ pub fn parse_path(text: &str) -> Result<Unit> {
         "" => String::new(),
         "-" => "-.slice".to_string(),
         s if s.ends_with(".slice") && valid_unit_chars(s) => s.to_string(),
-        _ => return Err(bad("the slice must be a systemd slice unit name (`NAME.slice`)")),
+        _ => {
+            return Err(bad(
+                "the slice must be a systemd slice unit name (`NAME.slice`)",
+            ))
+        }
     };
     let unit = if prefix.is_empty() {
         format!("{name}.scope")
@@ -141,11 +144,21 @@ pub fn connect(unit: Option<Unit>, id: &str) -> Result<Scope> {
         name: format!("hutch-{id}.scope"),
     });
     if unit.slice.is_empty() {
-        unit.slice = if rootless { "user.slice" } else { "system.slice" }.to_string();
+        unit.slice = if rootless {
+            "user.slice"
+        } else {
+            "system.slice"
+        }
+        .to_string();
     }
     let (which, address) = bus_address(rootless)?;
-    let bus = Bus::connect(&address, TIMEOUT)
-        .map_err(|e| bus_error(&format!("connect to the {which} bus"), e))?;
+    let bus = Bus::connect(&address, TIMEOUT).map_err(|e| match e {
+        BusError::Io(_, err) => Error::Helper {
+            what: "systemd cgroup driver".into(),
+            detail: format!("connect to the {which} bus at `{address}`: {err}"),
+        },
+        e => bus_error(&format!("talk to the {which} bus at `{address}`"), e),
+    })?;
     Ok(Scope {
         bus,
         which,
@@ -172,21 +185,12 @@ fn manager_call(member: &str, args: Vec<Value>) -> Call<'_> {
     }
 }
 
-/// Queue a job with `call` (which answers with the job's object path) and
-/// wait until systemd removes it; its result (`done` when it worked).
-fn run_job(bus: &mut Bus, call: Call<'_>) -> std::result::Result<String, BusError> {
-    // Match first: systemd may finish the job before its reply is read.
-    let matched = bus.send(&crate::dbus::bus_call("AddMatch", vec![job_removed_rule()]))?;
-    let reply = bus.call(&call, TIMEOUT)?;
-    bus.reply(matched, TIMEOUT)?;
-    let job = reply
-        .first()
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+/// Wait for the job at object path `job` to be removed; its result
+/// (`done` when it worked).
+fn wait_job(bus: &mut Bus, job: &str) -> std::result::Result<String, BusError> {
     // JobRemoved(u id, o job, s unit, s result)
     let body = bus.wait_signal(MANAGER, "JobRemoved", TIMEOUT, |b| {
-        b.get(1).and_then(Value::as_str) == Some(job.as_str())
+        b.get(1).and_then(Value::as_str) == Some(job)
     })?;
     Ok(body
         .get(3)
@@ -195,12 +199,31 @@ fn run_job(bus: &mut Bus, call: Call<'_>) -> std::result::Result<String, BusErro
         .to_string())
 }
 
+/// Queue a job with `call` (which answers with the job's object path) and
+/// wait until systemd removes it; its result.
+fn run_job(bus: &mut Bus, call: Call<'_>) -> std::result::Result<String, BusError> {
+    // Match first: systemd may finish the job before its reply is read
+    // (the bus handles a connection's messages in order).
+    let matched = bus.send(&crate::dbus::bus_call("AddMatch", vec![job_removed_rule()]))?;
+    let reply = bus.call(&call, TIMEOUT)?;
+    bus.reply(matched, TIMEOUT)?;
+    let job = reply
+        .first()
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    wait_job(bus, &job)
+}
+
 /// systemd's cpuset bitmask (`AllowedCPUs`): bit N of byte N/8 for CPU N.
 fn cpu_mask(list: &str) -> Option<Vec<u8>> {
     let mut bytes: Vec<u8> = Vec::new();
     for part in list.trim().split(',').filter(|p| !p.is_empty()) {
         let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?),
+            Some((a, b)) => (
+                a.trim().parse::<usize>().ok()?,
+                b.trim().parse::<usize>().ok()?,
+            ),
             None => {
                 let n = part.trim().parse::<usize>().ok()?;
                 (n, n)
@@ -260,7 +283,8 @@ pub fn properties(settings: &[Setting]) -> (Vec<(&'static str, Value)>, Vec<Sett
     let mut props: Vec<(&'static str, Value)> = Vec::new();
     let mut rest = Vec::new();
     for s in settings {
-        let as_limit = |name: &'static str| limit_value(&s.value).map(|v| vec![(name, Value::U64(v))]);
+        let as_limit =
+            |name: &'static str| limit_value(&s.value).map(|v| vec![(name, Value::U64(v))]);
         let mapped = match s.file.as_str() {
             "memory.max" => as_limit("MemoryMax"),
             "memory.high" => as_limit("MemoryHigh"),
@@ -275,10 +299,8 @@ pub fn properties(settings: &[Setting]) -> (Vec<(&'static str, Value)>, Vec<Sett
                 .ok()
                 .map(|w| vec![("CPUWeight", Value::U64(w))]),
             "cpu.max" => cpu_quota(&s.value),
-            "cpuset.cpus" => cpu_mask(&s.value)
-                .map(|m| vec![("AllowedCPUs", bytes(m))]),
-            "cpuset.mems" => cpu_mask(&s.value)
-                .map(|m| vec![("AllowedMemoryNodes", bytes(m))]),
+            "cpuset.cpus" => cpu_mask(&s.value).map(|m| vec![("AllowedCPUs", bytes(m))]),
+            "cpuset.mems" => cpu_mask(&s.value).map(|m| vec![("AllowedMemoryNodes", bytes(m))]),
             "io.weight" => s
                 .value
                 .strip_prefix("default ")
@@ -328,7 +350,12 @@ fn accounting(props: &[(&'static str, Value)]) -> Vec<&'static str> {
 impl Scope {
     /// Ask systemd for the scope with process `pid` in it and wait for the
     /// job; the scope's cgroup, as `/proc/PID/cgroup` then says.
-    pub fn start(&mut self, pid: i32, id: &str, props: &[(&'static str, Value)]) -> Result<PathBuf> {
+    pub fn start(
+        &mut self,
+        pid: i32,
+        id: &str,
+        props: &[(&'static str, Value)],
+    ) -> Result<PathBuf> {
         let mut list = vec![
             Value::property("Description", Value::Str(format!("hutch container {id}"))),
             Value::property("Slice", Value::Str(self.unit.slice.clone())),
@@ -355,26 +382,66 @@ impl Scope {
             ],
         );
         let step = format!("start unit {} in {}", self.unit.name, self.unit.slice);
-        match run_job(&mut self.bus, call) {
-            Ok(r) if r == "done" => {}
-            Ok(r) => {
-                return Err(bus_error(
-                    &step,
-                    BusError::Protocol(format!("the job ended with result `{r}`")),
-                ))
-            }
-            Err(e) => return Err(bus_error(&step, e)),
+        let matched = self
+            .bus
+            .send(&crate::dbus::bus_call("AddMatch", vec![job_removed_rule()]))
+            .map_err(|e| bus_error(&step, e))?;
+        // An error here means systemd made no unit.
+        let reply = self
+            .bus
+            .call(&call, TIMEOUT)
+            .map_err(|e| bus_error(&step, e))?;
+        let job = reply
+            .first()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let waited = self
+            .bus
+            .reply(matched, TIMEOUT)
+            .and_then(|_| wait_job(&mut self.bus, &job));
+        let failed = match waited {
+            Ok(r) if r == "done" => None,
+            Ok(r) => Some(BusError::Protocol(format!(
+                "the job ended with result `{r}`"
+            ))),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failed {
+            self.abandon();
+            return Err(bus_error(&step, e));
         }
         let file = format!("/proc/{pid}/cgroup");
-        let text = std::fs::read_to_string(&file).map_err(|e| Error::io("read", &file, e))?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .map(|p| PathBuf::from(p.trim_end()))
-            .ok_or_else(|| {
-                Error::Container(format!(
-                    "systemd cgroup driver: `{file}` names no cgroup v2 after the scope started (systemd on cgroup v1 is not supported)"
-                ))
-            })
+        let found = std::fs::read_to_string(&file)
+            .map_err(|e| Error::io("read", &file, e))
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("0::"))
+                    .map(|p| PathBuf::from(p.trim_end()))
+                    .ok_or_else(|| {
+                        Error::Container(format!(
+                            "systemd cgroup driver: `{file}` names no cgroup v2 after the scope started (systemd on cgroup v1 is not supported)"
+                        ))
+                    })
+            });
+        if found.is_err() {
+            self.abandon();
+        }
+        found
+    }
+
+    /// Stop the scope [`Scope::start`] made, after a later step of
+    /// `create` failed (best effort: the caller reports that step's error).
+    pub fn abandon(&mut self) {
+        let call = manager_call(
+            "StopUnit",
+            vec![Value::Str(self.unit.name.clone()), Value::str("replace")],
+        );
+        if let Err(e) = run_job(&mut self.bus, call) {
+            if e.remote_name() != Some("org.freedesktop.systemd1.NoSuchUnit") {
+                tracing::warn!("systemd cgroup driver: stop unit {}: {e}", self.unit.name);
+            }
+        }
     }
 }
 
@@ -407,7 +474,10 @@ mod tests {
     #[test]
     fn unit_names() {
         let u = parse_path("system.slice:hutch:abc").unwrap();
-        assert_eq!((u.slice.as_str(), u.name.as_str()), ("system.slice", "hutch-abc.scope"));
+        assert_eq!(
+            (u.slice.as_str(), u.name.as_str()),
+            ("system.slice", "hutch-abc.scope")
+        );
         let u = parse_path("::abc").unwrap();
         assert_eq!((u.slice.as_str(), u.name.as_str()), ("", "abc.scope"));
         let u = parse_path("-:libpod:x").unwrap();
@@ -451,7 +521,10 @@ mod tests {
         assert_eq!(rest[0].file, "hugetlb.2MB.max");
         let mut acc = accounting(&props);
         acc.sort();
-        assert_eq!(acc, ["CPUAccounting", "MemoryAccounting", "TasksAccounting"]);
+        assert_eq!(
+            acc,
+            ["CPUAccounting", "MemoryAccounting", "TasksAccounting"]
+        );
     }
 
     #[test]
