@@ -360,12 +360,7 @@ struct SystemdPart {
 
 /// The connection, the unit properties, the settings systemd has no
 /// property for, and the container's id.
-type Pending = (
-    systemd::Scope,
-    Vec<(&'static str, crate::dbus::Value)>,
-    Vec<Setting>,
-    String,
-);
+type Pending = (systemd::Scope, systemd::Split, String);
 
 /// Make the container's cgroup and write its settings; `None` (after one
 /// warning) when the caller may not make it. On error nothing is left.
@@ -462,14 +457,14 @@ fn prepare_systemd(
     id: &str,
 ) -> Result<Option<Cgroup>> {
     let scope = systemd::connect(unit, id)?;
-    let (props, rest) = systemd::properties(&v2::settings(&plan.resources));
+    let split = systemd::properties(&v2::settings(&plan.resources));
     Ok(Some(Cgroup {
         v2: None,
         made: Vec::new(),
         systemd: Some(SystemdPart {
             unit: scope.unit.name.clone(),
             address: scope.address.clone(),
-            pending: Some((scope, props, rest, id.to_string())),
+            pending: Some((scope, split, id.to_string())),
         }),
     }))
 }
@@ -479,21 +474,22 @@ fn prepare_systemd(
 /// controllers that needs from the top of the tree down (as runc does).
 fn start_scope(
     mut scope: systemd::Scope,
-    props: &[(&'static str, crate::dbus::Value)],
-    rest: &[Setting],
+    split: &systemd::Split,
     id: &str,
     pid: i32,
 ) -> Result<v2::Cgroup> {
-    let cgroup = scope.start(pid, id, props)?;
-    let opened = open_scope(&cgroup, rest);
+    let cgroup = scope.start(pid, id, &split.props)?;
+    let opened = open_scope(&cgroup, split);
     if opened.is_err() {
         scope.abandon();
     }
     opened
 }
 
-/// Open the scope's cgroup2 directory and write `rest` there.
-fn open_scope(cgroup: &Path, rest: &[Setting]) -> Result<v2::Cgroup> {
+/// Open the scope's cgroup2 directory and write there what systemd has
+/// no property for; warn about the properties whose files are missing
+/// (systemd keeps them, the kernel has nothing to enforce them with).
+fn open_scope(cgroup: &Path, split: &systemd::Split) -> Result<v2::Cgroup> {
     let all = hier::mounted();
     let dir = hier::v2(&all)
         .and_then(|h| h.dir_of(cgroup))
@@ -512,13 +508,26 @@ fn open_scope(cgroup: &Path, rest: &[Setting]) -> Result<v2::Cgroup> {
         .take_while(|p| p.starts_with(&point) && *p != point)
         .map(Path::to_path_buf)
         .collect();
+    let mut warned: Vec<&str> = Vec::new();
+    for s in &split.as_props {
+        if !dir.join(&s.file).exists() && !warned.contains(&s.field.as_str()) {
+            warned.push(&s.field);
+            tracing::warn!(
+                "{} is not enforced: systemd took it as a unit property, but cgroup `{}` has no file {} (the {} controller is not on cgroup v2 here)",
+                s.field,
+                dir.display(),
+                s.file,
+                s.controller().unwrap_or("?")
+            );
+        }
+    }
     v2::setup(
         fs::Dir {
             fd,
             path: dir,
             made: chain,
         },
-        rest,
+        &split.rest,
     )
 }
 
@@ -542,8 +551,8 @@ impl Cgroup {
     /// changes. Nothing to do otherwise.
     pub fn start_unit(&mut self, pid: i32) -> Result<()> {
         if let Some(sd) = &mut self.systemd {
-            if let Some((scope, props, rest, id)) = sd.pending.take() {
-                self.v2 = Some(start_scope(scope, &props, &rest, &id, pid)?);
+            if let Some((scope, split, id)) = sd.pending.take() {
+                self.v2 = Some(start_scope(scope, &split, &id, pid)?);
             }
         }
         Ok(())

@@ -277,10 +277,22 @@ fn cpu_quota(v: &str) -> Option<Vec<(&'static str, Value)>> {
     ])
 }
 
+/// The v2 settings split between systemd and hutch.
+#[derive(Debug, Default)]
+pub struct Split {
+    /// Unit properties, for what systemd knows.
+    pub props: Vec<(&'static str, Value)>,
+    /// The settings those properties stand for (to check their files).
+    pub as_props: Vec<Setting>,
+    /// The rest, which hutch writes into the scope's cgroup.
+    pub rest: Vec<Setting>,
+}
+
 /// Split the v2 settings into unit properties (what systemd knows) and
 /// the rest, which is written into the scope's cgroup.
-pub fn properties(settings: &[Setting]) -> (Vec<(&'static str, Value)>, Vec<Setting>) {
+pub fn properties(settings: &[Setting]) -> Split {
     let mut props: Vec<(&'static str, Value)> = Vec::new();
+    let mut as_props = Vec::new();
     let mut rest = Vec::new();
     for s in settings {
         let as_limit =
@@ -315,11 +327,16 @@ pub fn properties(settings: &[Setting]) -> (Vec<(&'static str, Value)>, Vec<Sett
                     props.retain(|(n, _)| *n != name);
                     props.push((name, v));
                 }
+                as_props.push(s.clone());
             }
             None => rest.push(s.clone()),
         }
     }
-    (props, rest)
+    Split {
+        props,
+        as_props,
+        rest,
+    }
 }
 
 fn bytes(b: Vec<u8>) -> Value {
@@ -433,6 +450,17 @@ impl Scope {
     /// Stop the scope [`Scope::start`] made, after a later step of
     /// `create` failed (best effort: the caller reports that step's error).
     pub fn abandon(&mut self) {
+        // Stopping sends SIGTERM and waits for the processes; the
+        // container process waits for create and must die at once.
+        let kill = manager_call(
+            "KillUnit",
+            vec![
+                Value::Str(self.unit.name.clone()),
+                Value::str("all"),
+                Value::I32(libc::SIGKILL),
+            ],
+        );
+        let _ = self.bus.call(&kill, TIMEOUT);
         let call = manager_call(
             "StopUnit",
             vec![Value::Str(self.unit.name.clone()), Value::str("replace")],
@@ -501,7 +529,7 @@ mod tests {
     #[test]
     fn settings_become_properties_or_files() {
         let s = |f: &str, v: &str| Setting::new("f", f, v);
-        let (props, rest) = properties(&[
+        let Split { props, rest, .. } = properties(&[
             s("memory.max", "1048576"),
             s("pids.max", "max"),
             s("cpu.max", "50000 100000"),
