@@ -113,7 +113,17 @@ fn spawn_in(
     } else {
         cgroup::Manager::Cgroupfs
     };
-    let mut cgroup = match &plan.cgroup {
+    // With --systemd-cgroup every container gets its scope, as with runc
+    // and crun (`hutch-ID.scope` without a cgroupsPath).
+    let default_scope;
+    let wanted = match (&plan.cgroup, manager) {
+        (None, cgroup::Manager::Systemd) => {
+            default_scope = cgroup::CgroupPlan::default_place();
+            Some(&default_scope)
+        }
+        (c, _) => c.as_ref(),
+    };
+    let mut cgroup = match wanted {
         Some(c) if !g.cgroups_disabled => cgroup::prepare(c, id, manager)?,
         Some(_) | None => None,
     };

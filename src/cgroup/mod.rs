@@ -62,6 +62,17 @@ pub struct CgroupPlan {
     pub resources: LinuxResources,
 }
 
+impl CgroupPlan {
+    /// No cgroupsPath and no limit: the default place (`hutch-ID`).
+    pub fn default_place() -> CgroupPlan {
+        CgroupPlan {
+            place: Where::Default,
+            configured: None,
+            resources: LinuxResources::default(),
+        }
+    }
+}
+
 /// How `create` makes the cgroup (`--systemd-cgroup` asks for systemd).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Manager {
