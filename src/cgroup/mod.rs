@@ -480,68 +480,6 @@ fn prepare_systemd(
     }))
 }
 
-/// The scope systemd made for process `pid`: open its cgroup2 directory
-/// and write there what systemd has no property for, enabling the
-/// controllers that needs from the top of the tree down (as runc does).
-fn start_scope(
-    mut scope: systemd::Scope,
-    split: &systemd::Split,
-    id: &str,
-    pid: i32,
-) -> Result<v2::Cgroup> {
-    let cgroup = scope.start(pid, id, &split.props)?;
-    let opened = open_scope(&cgroup, split);
-    if opened.is_err() {
-        scope.abandon();
-    }
-    opened
-}
-
-/// Open the scope's cgroup2 directory and write there what systemd has
-/// no property for; warn about the properties whose files are missing
-/// (systemd keeps them, the kernel has nothing to enforce them with).
-fn open_scope(cgroup: &Path, split: &systemd::Split) -> Result<v2::Cgroup> {
-    let all = hier::mounted();
-    let dir = hier::v2(&all)
-        .and_then(|h| h.dir_of(cgroup))
-        .ok_or_else(|| {
-            Error::Container(format!(
-                "systemd cgroup driver: the scope's cgroup `{}` is not on a cgroup2 mount here",
-                cgroup.display()
-            ))
-        })?;
-    let fd = fs::open_cgroup(&dir, fs::Fs::V2)?;
-    // Enabling goes down from the mount's root: every directory below it
-    // down to the scope counts as one to enable in.
-    let point = hier::v2(&all).map(|h| h.point.clone()).unwrap_or_default();
-    let chain: Vec<PathBuf> = dir
-        .ancestors()
-        .take_while(|p| p.starts_with(&point) && *p != point)
-        .map(Path::to_path_buf)
-        .collect();
-    let mut warned: Vec<&str> = Vec::new();
-    for s in &split.as_props {
-        if !dir.join(&s.file).exists() && !warned.contains(&s.field.as_str()) {
-            warned.push(&s.field);
-            tracing::warn!(
-                "{} is not enforced: systemd took it as a unit property, but cgroup `{}` has no file {} (the {} controller is not on cgroup v2 here)",
-                s.field,
-                dir.display(),
-                s.file,
-                s.controller().unwrap_or("?")
-            );
-        }
-    }
-    v2::setup(
-        fs::Dir {
-            fd,
-            path: dir,
-            made: chain,
-        },
-        &split.rest,
-    )
-}
-
 impl Cgroup {
     /// The cgroup2 directory to clone the container process into
     /// (`clone3(CLONE_INTO_CGROUP)`), when there is one.
@@ -563,7 +501,7 @@ impl Cgroup {
     pub fn start_unit(&mut self, pid: i32) -> Result<()> {
         if let Some(sd) = &mut self.systemd {
             if let Some((scope, split, id)) = sd.pending.take() {
-                self.v2 = Some(start_scope(scope, &split, &id, pid)?);
+                self.v2 = Some(systemd::start(scope, &split, &id, pid)?);
             }
         }
         Ok(())

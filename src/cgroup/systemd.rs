@@ -18,10 +18,10 @@
 //! there by the v2 code. [`stop`] stops the unit at `delete` and waits for
 //! it to be gone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::Setting;
+use super::{fs, hier, v2, Setting};
 use crate::dbus::{Bus, BusError, Call, Value};
 use crate::error::{Error, Result};
 
@@ -493,6 +493,63 @@ pub fn stop(address: &str, unit: &str) -> Result<()> {
         Err(e) => return Err(bus_error(&format!("reset unit {unit}"), e)),
     }
     Ok(())
+}
+
+/// The scope systemd made for process `pid`: open its cgroup2 directory
+/// and write there what systemd has no property for, enabling the
+/// controllers that needs from the top of the tree down (as runc does).
+pub fn start(mut scope: Scope, split: &Split, id: &str, pid: i32) -> Result<v2::Cgroup> {
+    let cgroup = scope.start(pid, id, &split.props)?;
+    let opened = open_scope(&cgroup, split);
+    if opened.is_err() {
+        scope.abandon();
+    }
+    opened
+}
+
+/// Open the scope's cgroup2 directory and write there what systemd has
+/// no property for; warn about the properties whose files are missing
+/// (systemd keeps them, the kernel has nothing to enforce them with).
+fn open_scope(cgroup: &Path, split: &Split) -> Result<v2::Cgroup> {
+    let all = hier::mounted();
+    let dir = hier::v2(&all)
+        .and_then(|h| h.dir_of(cgroup))
+        .ok_or_else(|| {
+            Error::Container(format!(
+                "systemd cgroup driver: the scope's cgroup `{}` is not on a cgroup2 mount here",
+                cgroup.display()
+            ))
+        })?;
+    let fd = fs::open_cgroup(&dir, fs::Fs::V2)?;
+    // Enabling goes down from the mount's root: every directory below it
+    // down to the scope counts as one to enable in.
+    let point = hier::v2(&all).map(|h| h.point.clone()).unwrap_or_default();
+    let chain: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|p| p.starts_with(&point) && *p != point)
+        .map(Path::to_path_buf)
+        .collect();
+    let mut warned: Vec<&str> = Vec::new();
+    for s in &split.as_props {
+        if !dir.join(&s.file).exists() && !warned.contains(&s.field.as_str()) {
+            warned.push(&s.field);
+            tracing::warn!(
+                "{} is not enforced: systemd took it as a unit property, but cgroup `{}` has no file {} (the {} controller is not on cgroup v2 here)",
+                s.field,
+                dir.display(),
+                s.file,
+                s.controller().unwrap_or("?")
+            );
+        }
+    }
+    v2::setup(
+        fs::Dir {
+            fd,
+            path: dir,
+            made: chain,
+        },
+        &split.rest,
+    )
 }
 
 #[cfg(test)]
