@@ -14,7 +14,9 @@
 //! # What it is not
 //! - Not a cgroup manager beyond its own containers: `linux.resources`
 //!   are written to a cgroup v2 the caller may make (a delegated
-//!   subtree); cgroup v1 and systemd are not managed.
+//!   subtree), or, with `--systemd-cgroup`, to a transient scope systemd
+//!   makes (asked for over D-Bus by hutch itself, `src/dbus/`); cgroup v1
+//!   is not managed.
 //! - Not a security policy: it applies what the config asks, never more
 //!   privilege than its caller has. See SECURITY.md.
 //! - Not a daemon: nothing of hutch runs between operations.

@@ -529,9 +529,15 @@ fn open_scope(cgroup: &Path, split: &Split) -> Result<v2::Cgroup> {
         .take_while(|p| p.starts_with(&point) && *p != point)
         .map(Path::to_path_buf)
         .collect();
+    // A controller in a v1 hierarchy (a hybrid host) is systemd's to set
+    // there; one in no hierarchy at all enforces nothing.
+    let in_v1 = |c: Option<&str>| c.is_some_and(|c| all.iter().any(|h| h.has(c)));
     let mut warned: Vec<&str> = Vec::new();
     for s in &split.as_props {
-        if !dir.join(&s.file).exists() && !warned.contains(&s.field.as_str()) {
+        if !dir.join(&s.file).exists()
+            && !in_v1(s.controller())
+            && !warned.contains(&s.field.as_str())
+        {
             warned.push(&s.field);
             tracing::warn!(
                 "{} is not enforced: systemd took it as a unit property, but cgroup `{}` has no file {} (the {} controller is not on cgroup v2 here)",
