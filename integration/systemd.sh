@@ -127,7 +127,8 @@ with_path() { # BUNDLE PATH: set cgroupsPath and the resources
 name=t$$
 unit=hutch-$name.scope
 with_path /bb "system.slice:hutch:$name"
-in_box sh -c "cd /bb && hutch --systemd-cgroup create $name" || bad "create with --systemd-cgroup"
+in_box sh -c "cd /bb && hutch --systemd-cgroup create $name" 2>"$work/create.err" || bad "create with --systemd-cgroup"
+cat "$work/create.err" >&2
 pid=$(in_box hutch state "$name" | jq -r .pid)
 scope_dir=/sys/fs/cgroup/system.slice/$unit
 check "unit state after create" "$(show "$unit" ActiveState)" active
@@ -168,8 +169,10 @@ for pair in memory:memory.max=67108864 pids:pids.max=50 cpu:cpu.weight=20 "cpu:c
     c=${pair%%:*} f=${pair#*:}; file=${f%%=*} want=${f#*=}
     if grep -qw "$c" <<<"$controllers"; then
         check "$file" "$(in_box cat "$scope_dir/$file")" "$want"
+        check "warnings about $file" "$(grep -c "has no file $file " "$work/create.err")" 0
     else
         log "not checked: $file (no $c controller on cgroup v2 here)"
+        check "warnings about $file, not enforced" "$(grep -c "not enforced: .* has no file $file " "$work/create.err")" 1
     fi
 done
 

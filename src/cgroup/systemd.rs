@@ -540,7 +540,7 @@ fn open_scope(cgroup: &Path, split: &Split) -> Result<v2::Cgroup> {
         {
             warned.push(&s.field);
             tracing::warn!(
-                "{} is not enforced: systemd took it as a unit property, but cgroup `{}` has no file {} (the {} controller is not on cgroup v2 here)",
+                "{} is not enforced: systemd took it as a unit property, but cgroup `{}` has no file {} (no cgroup hierarchy here holds the {} controller)",
                 s.field,
                 dir.display(),
                 s.file,
