@@ -176,6 +176,11 @@ for pair in memory:memory.max=67108864 pids:pids.max=50 cpu:cpu.weight=20 "cpu:c
     fi
 done
 
+# exec'd processes join the scope; ps lists both.
+in_box hutch exec --detach "$name" /bin/busybox sleep 1000 || bad "exec"
+check "processes in the scope after exec" "$(in_box cat "$scope_dir/cgroup.procs" | wc -l)" 2
+check "processes hutch ps lists" "$(in_box hutch ps --format json "$name" | jq length)" 2
+
 # crun's systemd driver in the same box, same config: the same unit.
 # crun writes each limit's file itself after systemd made the scope, and
 # fails where the file does not exist: it gets only the limits whose
