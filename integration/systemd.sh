@@ -270,6 +270,35 @@ else
 fi
 check "user state entries" "$(as_tuser hutch list -q | wc -l)" 0
 
+# ---- rootless podman with cgroup_manager = "systemd" --------------------
+# podman passes --systemd-cgroup and a user.slice:libpod:ID path; hutch
+# runs inside podman's user namespace (root there), so the session bus is
+# chosen there too. No registry: the image is imported from a tarball.
+tar -C "$work/rootfs/bb/rootfs" -cf "$work/rootfs/home/tuser/bb.tar" .
+mkdir -p "$work/rootfs/home/tuser/.config/containers"
+printf '%s\n' '[engine]' 'cgroup_manager = "systemd"' 'runtime = "hutch"' \
+    '[engine.runtimes]' 'hutch = ["/usr/local/bin/hutch"]' \
+    >"$work/rootfs/home/tuser/.config/containers/containers.conf"
+chroot "$work/rootfs" chown -R tuser:tuser /home/tuser/.config /home/tuser/bb.tar
+pod() { as_tuser podman --storage-driver vfs "$@"; }
+if pod import -q /home/tuser/bb.tar localhost/bb >/dev/null; then
+    cid=$(pod run -d --network none localhost/bb /bin/busybox sleep 1000) || cid=
+    if [ -n "$cid" ]; then
+        punit=libpod-$cid.scope
+        ppid=$(pod inspect --format '{{.State.Pid}}' "$cid")
+        check "podman's container runs under hutch" "$(pod inspect --format '{{.OCIRuntime}}' "$cid")" hutch
+        check "podman's container scope Delegate" "$(show "$punit" Delegate --user)" yes
+        check "podman's container in its scope" "$(in_box grep '^0::' /proc/"$ppid"/cgroup)" \
+            "0::/user.slice/user-1000.slice/user@1000.service/user.slice/$punit"
+        pod rm -f "$cid" >/dev/null || bad "podman rm"
+        if gone "$punit" --user; then ok "$punit is gone after podman rm"; else bad "$punit left after podman rm"; fi
+    else
+        bad "rootless podman run with hutch and cgroup_manager = systemd"
+    fi
+else
+    bad "podman import"
+fi
+
 # ---- the cost of a create with the driver, beside crun's ----------------
 if [ "$bench" -gt 0 ]; then
     # No limits: crun writes each limit's file itself and fails where
