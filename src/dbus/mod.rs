@@ -66,6 +66,8 @@ pub struct Bus {
     /// Messages read while waiting for something else.
     queue: VecDeque<Message>,
     deadline: Instant,
+    /// Bytes read with the authentication's last line, not yet used.
+    early: Vec<u8>,
     /// The bus's unique name for this connection (from `Hello`).
     pub unique_name: String,
 }
@@ -152,24 +154,18 @@ impl Bus {
             serial: 0,
             queue: VecDeque::new(),
             deadline: Instant::now() + timeout,
+            early: Vec::new(),
             unique_name: String::new(),
         };
-        bus.authenticate()?;
+        // The whole handshake in one write, as sd-bus does: `EXTERNAL`
+        // with no identity (the bus uses the socket's peer credentials,
+        // so a caller in a user namespace is who the bus sees), then
+        // BEGIN and `Hello`, which the bus reads once it said OK.
         let hello = bus.send_bytes_with(
-            |serial| {
-                marshal(
-                    &Call {
-                        destination: "org.freedesktop.DBus",
-                        path: "/org/freedesktop/DBus",
-                        interface: "org.freedesktop.DBus",
-                        member: "Hello",
-                        args: vec![],
-                    },
-                    serial,
-                )
-            },
-            b"BEGIN\r\n",
+            |serial| marshal(&bus_call("Hello", vec![]), serial),
+            b"\0AUTH EXTERNAL\r\nDATA\r\nBEGIN\r\n",
         )?;
+        bus.authenticate()?;
         let reply = bus.reply(hello, timeout)?;
         bus.unique_name = reply
             .first()
@@ -179,40 +175,37 @@ impl Bus {
         Ok(bus)
     }
 
-    /// `EXTERNAL` with no identity: the bus uses the socket's peer
-    /// credentials (so a caller in a user namespace is who the bus sees).
+    /// Read the bus's answers to the handshake up to its OK; what comes
+    /// after it (the start of the reply to `Hello`) is kept.
     fn authenticate(&mut self) -> Result<()> {
         let io = |e| BusError::Io("authenticate to the bus".into(), e);
-        self.stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(io)?;
-        self.stream
-            .write_all(b"\0AUTH EXTERNAL\r\nDATA\r\n")
-            .map_err(io)?;
-        let mut line = Vec::new();
+        let mut got: Vec<u8> = Vec::new();
         loop {
-            let mut b = [0u8; 1];
+            while let Some(end) = got.windows(2).position(|w| w == b"\r\n") {
+                let text = String::from_utf8_lossy(&got[..end]).into_owned();
+                got.drain(..end + 2);
+                if text.starts_with("OK ") {
+                    self.early = got;
+                    return Ok(());
+                }
+                if text != "DATA" && !text.starts_with("DATA ") {
+                    return proto(format!("the bus refused EXTERNAL authentication: `{text}`"));
+                }
+            }
+            if got.len() > 512 {
+                return proto("the bus sent an overlong authentication line");
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io(std::io::ErrorKind::TimedOut.into()));
+            }
+            self.stream.set_read_timeout(Some(left)).map_err(io)?;
+            let mut b = [0u8; 256];
             match self.stream.read(&mut b) {
                 Ok(0) => return proto("the bus closed the connection while authenticating"),
-                Ok(_) => {}
+                Ok(n) => got.extend_from_slice(&b[..n]),
                 Err(e) => return Err(io(e)),
             }
-            line.push(b[0]);
-            if !line.ends_with(b"\r\n") {
-                if line.len() > 512 {
-                    return proto("the bus sent an overlong authentication line");
-                }
-                continue;
-            }
-            let text = String::from_utf8_lossy(&line[..line.len() - 2]).into_owned();
-            line.clear();
-            if text.starts_with("OK ") {
-                return Ok(());
-            }
-            if text == "DATA" || text.starts_with("DATA ") {
-                continue;
-            }
-            return proto(format!("the bus refused EXTERNAL authentication: `{text}`"));
         }
     }
 
@@ -299,7 +292,16 @@ impl Bus {
         }
     }
 
-    fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+    fn read_exact(&mut self, mut buf: &mut [u8]) -> Result<()> {
+        if !self.early.is_empty() {
+            let n = buf.len().min(self.early.len());
+            buf[..n].copy_from_slice(&self.early[..n]);
+            self.early.drain(..n);
+            buf = &mut buf[n..];
+            if buf.is_empty() {
+                return Ok(());
+            }
+        }
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(BusError::Io(
