@@ -218,6 +218,13 @@ else
     bad "create without a cgroupsPath"
 fi
 
+# run: the program's exit empties the scope, and run's delete finds it
+# gone or stops it.
+edit /bb --arg p "system.slice:hutch:r$$" '.linux.cgroupsPath = $p | .process.args = ["/bin/busybox", "echo", "ran"]'
+check "run with --systemd-cgroup" "$(in_box sh -c "cd /bb && hutch --systemd-cgroup run r$$")" ran
+if gone "hutch-r$$.scope"; then ok "hutch-r$$.scope is gone after run"; else bad "hutch-r$$.scope left by run"; fi
+edit /bb '.process.args = ["/bin/busybox", "sleep", "1000"]'
+
 # A create that fails after the scope started (the kernel refuses a value
 # hutch writes into the scope) leaves no unit, no state.
 edit /bb --arg p "system.slice:hutch:f$$" '.linux.cgroupsPath = $p | .linux.resources = {unified: {"cgroup.max.depth": "lots"}}'

@@ -177,3 +177,19 @@ fn a_malformed_slice_is_a_config_error() {
     assert_one_line_error(&out, "the slice must be a systemd slice unit name");
     assert_left_nothing(&b, &out);
 }
+
+#[test]
+fn cgroup_manager_systemd_is_the_systemd_driver() {
+    let b = bundle();
+    let address = format!("unix:path={}", b.dir.join("no-bus").display());
+    let dir = b.dir.to_str().unwrap().to_string();
+    let out = b
+        .cmd(&["--cgroup-manager", "systemd", "run", "--bundle", &dir, &b.id])
+        .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env(bus_variable(), &address)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, &format!("`{address}`"));
+    assert_left_nothing(&b, &out);
+}
