@@ -37,6 +37,8 @@ box=hutch-ci-systemd-$$
 outer=(--root "$work/state")
 failed=0
 
+cg2=$(cgroup2_root)
+[ -n "$cg2" ] || die "no cgroup2 mount here (the systemd in the box needs one)"
 cleanup() {
     "$hutch" "${outer[@]}" delete --force "$box" >/dev/null 2>&1 || true
     umount "$work/rootfs" 2>/dev/null || true
@@ -79,16 +81,22 @@ caps='["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_DAC_READ_SEARCH","CAP_FOWNER","CAP_FS
 "CAP_SYS_RESOURCE","CAP_SYS_TIME","CAP_SYS_TTY_CONFIG","CAP_MKNOD","CAP_LEASE","CAP_AUDIT_WRITE",
 "CAP_AUDIT_CONTROL","CAP_SETFCAP","CAP_MAC_OVERRIDE","CAP_MAC_ADMIN","CAP_SYSLOG","CAP_WAKE_ALARM",
 "CAP_BLOCK_SUSPEND","CAP_AUDIT_READ","CAP_PERFMON","CAP_BPF","CAP_CHECKPOINT_RESTORE"]'
-(cd "$work" && "$hutch" spec && jq --argjson caps "$caps" --arg cg "/$box" --arg hutch "$hutch" '
+# Its /sys/fs/cgroup is its own cgroup2 directory (made by create, bound
+# by start): a pure cgroup v2 systemd whatever the host has (a `cgroup`
+# mount would show it the host's v1 hierarchies on a hybrid host, and
+# systemd would run hybrid).
+(cd "$work" && "$hutch" spec && jq --argjson caps "$caps" --arg cg "/$box" --arg hutch "$hutch" \
+        --arg cgdir "$cg2/$box" '
     .process.args = ["/sbin/init"] | .process.terminal = false | .root.readonly = false
     | .process.env += ["container=hutch"]
     | .process.capabilities = {bounding: $caps, effective: $caps, permitted: $caps}
     | .linux.namespaces = [{type: "pid"}, {type: "ipc"}, {type: "uts"}, {type: "mount"}, {type: "cgroup"}]
     | .linux.cgroupsPath = $cg | .linux.rootfsPropagation = "shared"
     | del(.linux.maskedPaths) | del(.linux.readonlyPaths)
-    | .mounts |= map(if .destination == "/sys/fs/cgroup"
-        then .options = ["nosuid", "noexec", "nodev", "relatime", "rw"] else . end)
+    | .mounts |= map(select(.destination != "/sys/fs/cgroup"))
     | .mounts += [
+        {destination: "/sys/fs/cgroup", type: "bind", source: $cgdir,
+         options: ["rbind", "rw", "nosuid", "noexec", "nodev"]},
         {destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755"]},
         {destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"]},
         {destination: "/usr/local/bin/hutch", type: "bind", source: $hutch, options: ["bind", "ro"]}]

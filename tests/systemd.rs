@@ -184,7 +184,14 @@ fn cgroup_manager_systemd_is_the_systemd_driver() {
     let address = format!("unix:path={}", b.dir.join("no-bus").display());
     let dir = b.dir.to_str().unwrap().to_string();
     let out = b
-        .cmd(&["--cgroup-manager", "systemd", "run", "--bundle", &dir, &b.id])
+        .cmd(&[
+            "--cgroup-manager",
+            "systemd",
+            "run",
+            "--bundle",
+            &dir,
+            &b.id,
+        ])
         .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .env(bus_variable(), &address)

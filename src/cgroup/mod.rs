@@ -20,57 +20,32 @@
 //! user on cgroup v1: EACCES, EPERM, EROFS), one warning says so and the
 //! container runs without it.
 
+mod bpf;
 mod fs;
 mod hier;
+mod plan;
 mod stats;
 pub mod systemd;
+mod v1;
 mod v2;
 
-use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
 use crate::error::{Error, Result};
-use crate::features::gate;
 
+pub use fs::Fs;
+pub use hier::Hierarchy;
+use plan::V1_ONLY;
+pub use plan::{check, plan, CgroupPlan, DeviceRule, Where};
 pub use stats::Stats;
 
-/// Where the container's cgroup is, as the config says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Where {
-    /// Below the root of each hierarchy the caller sees.
-    Absolute(PathBuf),
-    /// Below the caller's own cgroup in each hierarchy (as runc does).
-    Relative(PathBuf),
-    /// No cgroupsPath: `hutch-ID` below the caller's own cgroup.
-    Default,
-    /// systemd's `slice:prefix:name`, as written (parsed by the systemd
-    /// driver; ignored, with a warning, without `--systemd-cgroup`).
-    Systemd(String),
-}
-
-/// The container's cgroup: where, and what to set there.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CgroupPlan {
-    pub place: Where,
-    /// The config's cgroupsPath as written, for messages.
-    pub configured: Option<String>,
-    /// `linux.resources`, checked (each field through the feature table,
-    /// each value that can be checked before the kernel sees it).
-    pub resources: LinuxResources,
-}
-
-impl CgroupPlan {
-    /// No cgroupsPath and no limit: the default place (`hutch-ID`).
-    pub fn default_place() -> CgroupPlan {
-        CgroupPlan {
-            place: Where::Default,
-            configured: None,
-            resources: LinuxResources::default(),
-        }
-    }
+/// The cgroup hierarchies this process sees mounted, each once, with its
+/// own cgroup in each (`mount::cgroup` shows the container its own).
+pub fn hierarchies() -> Vec<Hierarchy> {
+    hier::mounted()
 }
 
 /// How `create` makes the cgroup (`--systemd-cgroup` asks for systemd).
@@ -110,248 +85,15 @@ impl Setting {
     }
 }
 
-/// Core files a `unified` key may not name: they move processes, kill or
-/// freeze them, or change the tree rather than limit it.
-const REFUSED_UNIFIED: &[&str] = &[
-    "cgroup.procs",
-    "cgroup.threads",
-    "cgroup.subtree_control",
-    "cgroup.kill",
-    "cgroup.freeze",
-    "cgroup.type",
-    "cgroup.controllers",
-    "cgroup.events",
-    "cgroup.stat",
-];
-
-/// Turn `linux.cgroupsPath` and `linux.resources` into a plan; `None`
-/// when there is nothing to do.
-pub fn plan(linux: &oci_spec::runtime::Linux) -> Result<Option<CgroupPlan>> {
-    let mut place = None;
-    let mut configured = None;
-    if let Some(p) = linux.cgroups_path() {
-        gate("linux.cgroupsPath")?;
-        let text = p.to_string_lossy().into_owned();
-        place = Some(if is_systemd_form(&text) {
-            Where::Systemd(text.clone())
-        } else {
-            check_path(&text)?
-        });
-        configured = Some(text);
-    }
-    let resources = linux.resources().clone().unwrap_or_default();
-    check(&resources)?;
-    let limits = asks_for_limits(&resources);
-    Ok(match place {
-        Some(place) => Some(CgroupPlan {
-            place,
-            configured,
-            resources,
-        }),
-        None if limits => Some(CgroupPlan {
-            place: Where::Default,
-            configured: None,
-            resources,
-        }),
-        None => None,
-    })
-}
-
-/// Whether `r` sets anything a new cgroup does not have already.
-fn asks_for_limits(r: &LinuxResources) -> bool {
-    v2::settings(r).iter().any(|s| s.value != "max")
-}
-
-/// `slice:prefix:name`, the form runc's systemd driver takes.
-fn is_systemd_form(p: &str) -> bool {
-    !p.starts_with('/') && p.split(':').count() == 3
-}
-
-fn check_path(text: &str) -> Result<Where> {
-    let bad = |why: &str| Error::Config(format!("linux.cgroupsPath `{text}`: {why}"));
-    if text.is_empty() {
-        return Err(bad("the path is empty"));
-    }
-    if text.contains('\0') {
-        return Err(bad("the path contains a NUL byte"));
-    }
-    let path = Path::new(text);
-    let mut clean = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::RootDir | Component::CurDir => {}
-            Component::ParentDir => return Err(bad("`..` is not allowed")),
-            Component::Normal(n) => clean.push(n),
-            Component::Prefix(_) => return Err(bad("not a cgroup path")),
-        }
-    }
-    if clean.as_os_str().is_empty() {
-        return Err(bad("it names no cgroup below the root"));
-    }
-    Ok(if path.is_absolute() {
-        Where::Absolute(clean)
-    } else {
-        Where::Relative(clean)
-    })
-}
-
-/// Check `linux.resources` (at create, and for `update`): each field that
-/// is present through the feature table, each value that can be wrong
-/// whatever the hierarchy.
-pub fn check(r: &LinuxResources) -> Result<()> {
-    if let Some(m) = r.memory() {
-        if m.limit().is_some()
-            || m.reservation().is_some()
-            || m.swap().is_some()
-            || m.use_hierarchy().is_some()
-            || m.check_before_update().is_some()
-        {
-            gate("linux.resources.memory")?;
-        }
-        // swap is memory plus swap, so it needs a memory limit below it.
-        match (m.swap(), m.limit()) {
-            (None | Some(0), _) => {}
-            (Some(s), _) if s < 0 => {}
-            (Some(_), None) => {
-                return Err(Error::Config(
-                    "linux.resources.memory.swap needs memory.limit".into(),
-                ))
-            }
-            (Some(_), Some(l)) if l < 0 => {
-                return Err(Error::Config(
-                    "linux.resources.memory.swap needs a memory.limit that is not -1".into(),
-                ))
-            }
-            (Some(s), Some(l)) if s < l => {
-                return Err(Error::Config(format!(
-                    "linux.resources.memory.swap {s} is below memory.limit {l} (swap counts memory plus swap)"
-                )))
-            }
-            (Some(_), Some(_)) => {}
-        }
-        if m.kernel().is_some() || m.kernel_tcp().is_some() {
-            gate("linux.resources.memory.kernel")?;
-        }
-        if m.swappiness().is_some() {
-            gate("linux.resources.memory.swappiness")?;
-        }
-        if m.disable_oom_killer() == Some(true) {
-            gate("linux.resources.memory.disableOOMKiller")?;
-        }
-    }
-    if let Some(c) = r.cpu() {
-        let used = c.shares().is_some()
-            || c.quota().is_some()
-            || c.period().is_some()
-            || c.burst().is_some()
-            || c.idle().is_some()
-            || c.cpus().is_some()
-            || c.mems().is_some();
-        if used {
-            gate("linux.resources.cpu")?;
-        }
-        if let Some(s) = c.cpus().as_deref() {
-            one_line("linux.resources.cpu.cpus", s)?;
-        }
-        if let Some(s) = c.mems().as_deref() {
-            one_line("linux.resources.cpu.mems", s)?;
-        }
-        if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
-            gate("linux.resources.cpu.realtime")?;
-        }
-    }
-    if r.pids().is_some() {
-        gate("linux.resources.pids")?;
-    }
-    if let Some(b) = r.block_io() {
-        gate("linux.resources.blockIO")?;
-        let leaf = b.leaf_weight().is_some()
-            || b.weight_device()
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .any(|d| d.leaf_weight().is_some());
-        if leaf {
-            gate("linux.resources.blockIO.leafWeight")?;
-        }
-    }
-    for h in r.hugepage_limits().as_deref().unwrap_or_default() {
-        gate("linux.resources.hugepageLimits")?;
-        let size = h.page_size();
-        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(Error::Config(format!(
-                "linux.resources.hugepageLimits: bad pageSize `{size}`"
-            )));
-        }
-    }
-    if r.network().is_some() {
-        gate("linux.resources.network")?;
-    }
-    for dev in r.rdma().as_ref().map(|m| m.keys()).into_iter().flatten() {
-        gate("linux.resources.rdma")?;
-        if dev.is_empty() || dev.contains(char::is_whitespace) {
-            return Err(Error::Config(format!(
-                "linux.resources.rdma: bad device name `{dev}`"
-            )));
-        }
-    }
-    if r.devices()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .any(|d| d.allow())
-    {
-        gate("linux.resources.devices")?;
-    }
-    let unified: BTreeMap<_, _> = r
-        .unified()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    for (key, value) in unified {
-        gate("linux.resources.unified")?;
-        check_unified_key(&key)?;
-        if value.contains('\0') {
-            return Err(Error::Config(format!(
-                "linux.resources.unified.{key}: the value contains a NUL byte"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// A value that goes to the kernel as one line.
-fn one_line(field: &str, s: &str) -> Result<String> {
-    if s.contains(['\n', '\0']) {
-        return Err(Error::Config(format!(
-            "{field}: `{}` is not one line",
-            s.escape_debug()
-        )));
-    }
-    Ok(s.to_string())
-}
-
-fn check_unified_key(key: &str) -> Result<()> {
-    let bad = |why: &str| Error::Config(format!("linux.resources.unified `{key}`: {why}"));
-    if key.is_empty() || key == "." || key == ".." || key.contains(['/', '\0']) {
-        return Err(bad("not a file name"));
-    }
-    if !key.contains('.') {
-        return Err(bad("not a cgroup v2 file (CONTROLLER.NAME)"));
-    }
-    if REFUSED_UNIFIED.contains(&key) {
-        return Err(bad("hutch does not write this file (it is not a limit)"));
-    }
-    Ok(())
-}
-
 /// The container's cgroup, made at `create` or reopened from its record.
 #[derive(Debug)]
 pub struct Cgroup {
     /// The cgroup2 directory (a v2 host, or the unified part of a hybrid one).
     v2: Option<v2::Cgroup>,
-    /// The directories hutch made, deepest first: what `delete` removes.
+    /// Its directory in each v1 hierarchy (a v1 or hybrid host).
+    v1: Vec<v1::Part>,
+    /// The directories hutch made, deepest first in each hierarchy: what
+    /// `delete` removes.
     made: Vec<PathBuf>,
     /// The systemd scope the cgroup is (`--systemd-cgroup`).
     systemd: Option<SystemdPart>,
@@ -364,17 +106,20 @@ struct SystemdPart {
     unit: String,
     /// The bus it was asked for on.
     address: String,
-    /// At create, until [`Cgroup::start_unit`]: the connection, the properties
-    /// and the settings to write into the scope's cgroup.
-    pending: Option<Pending>,
+    /// At create, until [`Cgroup::start_unit`]: the connection, the
+    /// properties and settings, the container's id.
+    pending: Option<(systemd::Scope, systemd::Split, String)>,
 }
 
-/// The connection, the unit properties, the settings systemd has no
-/// property for, and the container's id.
-type Pending = (systemd::Scope, systemd::Split, String);
+/// Why hutch could not make the container's cgroup in one hierarchy.
+struct Denied {
+    hierarchy: hier::Hierarchy,
+    why: String,
+}
 
-/// Make the container's cgroup and write its settings; `None` (after one
-/// warning) when the caller may not make it. On error nothing is left.
+/// Make the container's cgroup in each hierarchy the host mounts and
+/// write the settings, each where its controller is; `None` (after one
+/// warning) when the caller may make it in none. On error nothing is left.
 pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<Cgroup>> {
     let place = match (manager, &plan.place) {
         (Manager::Systemd, Where::Systemd(text)) => {
@@ -391,7 +136,7 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
             tracing::warn!(
                 "linux.cgroupsPath `{text}` is ignored: it is in systemd's slice:prefix:name form (pass --systemd-cgroup for the systemd driver)"
             );
-            if !asks_for_limits(&plan.resources) {
+            if !plan::asks_for_limits(&plan.resources) {
                 return Ok(None);
             }
             Where::Default
@@ -402,51 +147,120 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
         Some(p) => format!("linux.cgroupsPath `{p}` is"),
         None => "linux.resources are".to_string(),
     };
-    let ignored = |why: String| {
-        tracing::warn!("{what} ignored: {why}");
-        Ok(None)
-    };
     let all = hier::mounted();
-    let Some(h) = hier::v2(&all) else {
-        return ignored("no cgroup2 file system is mounted (cgroup v1 is not managed)".into());
+    if all.is_empty() {
+        tracing::warn!("{what} ignored: no cgroup file system is mounted");
+        return Ok(None);
+    }
+    let mut cg = Cgroup {
+        v2: None,
+        v1: Vec::new(),
+        made: Vec::new(),
+        systemd: None,
     };
-    let Some(wanted) = wanted(&place, h, id) else {
-        return ignored(
-            "hutch's own cgroup v2 is unknown (no `0::` line in /proc/self/cgroup)".into(),
+    let mut denied: Vec<Denied> = Vec::new();
+    let mut dirs: Vec<(hier::Hierarchy, fs::Dir)> = Vec::new();
+    for h in &all {
+        match make_in(h, &place, id) {
+            Ok(d) => {
+                cg.made.extend(d.made.iter().cloned());
+                dirs.push((h.clone(), d));
+            }
+            Err(Err(e)) => {
+                cg.discard();
+                return Err(e);
+            }
+            Err(Ok(why)) => denied.push(Denied {
+                hierarchy: h.clone(),
+                why,
+            }),
+        }
+    }
+    if dirs.is_empty() {
+        let why = denied.first().map(|d| d.why.as_str()).unwrap_or_default();
+        tracing::warn!(
+            "{what} ignored: {why} (hutch needs a delegated cgroup v2 subtree there, or root for cgroup v1)"
         );
-    };
-    let Some(dir) = h.dir_of(&wanted) else {
-        return ignored(format!(
-            "cgroup `{}` is outside the cgroup2 mount at `{}`",
-            wanted.display(),
-            h.point.display()
-        ));
-    };
-    let below = dir
-        .strip_prefix(&h.point)
-        .unwrap_or(Path::new(""))
-        .to_path_buf();
-    match fs::make(&h.point, &below, fs::Fs::V2) {
-        Ok(d) => {
-            let made = d.made.clone();
-            match v2::setup(d, &v2::settings(&plan.resources)) {
-                Ok(cg) => Ok(Some(Cgroup {
-                    v2: Some(cg),
-                    made,
-                    systemd: None,
-                })),
-                Err(e) => {
-                    fs::discard(&made);
-                    Err(e)
+        return Ok(None);
+    }
+    let v1_settings = v1::settings(&plan.resources, &plan.devices);
+    let v2_settings: Vec<Setting> = v2::settings(&plan.resources)
+        .into_iter()
+        .filter(|s| !in_v1(&all, s))
+        .collect();
+    // cgroup v2 has no devices files: the rules become an eBPF program
+    // (root only; a plain user's container has only the devices bound
+    // into its /dev, and cannot make nodes).
+    let ebpf_devices = nix::unistd::geteuid().is_root()
+        && !all.iter().any(|h| h.fs == fs::Fs::V1 && h.has("devices"));
+    let set_up = (|| -> Result<()> {
+        for (h, d) in dirs {
+            match h.fs {
+                fs::Fs::V2 => {
+                    let c = v2::setup(d, &v2_settings)?;
+                    if ebpf_devices {
+                        bpf::attach(&plan.devices, c.dir(), &c.path)?;
+                    }
+                    cg.v2 = Some(c);
                 }
+                fs::Fs::V1 => cg.v1.push(v1::Part::setup(d, &h, &v1_settings)?),
             }
         }
-        Err(fs::Made::Denied(step, path, errno)) => ignored(format!(
-            "{step} `{}`: {} (hutch needs a delegated cgroup v2 subtree there)",
-            path.display(),
-            errno.desc()
-        )),
-        Err(fs::Made::Failed(e)) => Err(e),
+        Ok(())
+    })();
+    if let Err(e) = set_up {
+        cg.discard();
+        return Err(e);
+    }
+    cg.warn_unapplied(&all, &denied, &v1_settings, &v2_settings, plan);
+    Ok(Some(cg))
+}
+
+/// Whether setting `s`'s controller is in a v1 hierarchy here.
+fn in_v1(all: &[hier::Hierarchy], s: &Setting) -> bool {
+    s.controller()
+        .map(v1_name)
+        .is_some_and(|c| all.iter().any(|h| h.fs == fs::Fs::V1 && h.has(c)))
+}
+
+/// The v1 name of a cgroup v2 controller (`io` was `blkio`).
+fn v1_name(v2: &str) -> &str {
+    match v2 {
+        "io" => "blkio",
+        c => c,
+    }
+}
+
+/// Make the container's cgroup in hierarchy `h`: `Err(Ok(why))` when the
+/// caller may not (not an error), `Err(Err(e))` on a real failure.
+fn make_in(
+    h: &hier::Hierarchy,
+    place: &Where,
+    id: &str,
+) -> std::result::Result<fs::Dir, std::result::Result<String, Error>> {
+    let name = match h.fs {
+        fs::Fs::V2 => "cgroup v2".to_string(),
+        fs::Fs::V1 => format!("{} cgroup", h.key()),
+    };
+    let Some(wanted) = wanted(place, h, id) else {
+        return Err(Ok(format!(
+            "hutch's own {name} is unknown (not in /proc/self/cgroup)"
+        )));
+    };
+    let Some(dir) = h.dir_of(&wanted) else {
+        return Err(Ok(format!(
+            "cgroup `{}` is outside the mount at `{}`",
+            wanted.display(),
+            h.point.display()
+        )));
+    };
+    let below = dir.strip_prefix(&h.point).unwrap_or(Path::new(""));
+    match fs::make(&h.point, below, h.fs) {
+        Ok(d) => Ok(d),
+        Err(fs::Made::Denied(step, path, errno)) => {
+            Err(Ok(format!("{step} `{}`: {}", path.display(), errno.desc())))
+        }
+        Err(fs::Made::Failed(e)) => Err(Err(e)),
     }
 }
 
@@ -460,8 +274,8 @@ fn wanted(place: &Where, h: &hier::Hierarchy, id: &str) -> Option<PathBuf> {
 }
 
 /// `--systemd-cgroup`: connect to systemd now (a missing bus fails here,
-/// before anything exists); the scope is asked for in [`Cgroup::start_unit`],
-/// once the container process exists.
+/// before anything exists); the scope is asked for in
+/// [`Cgroup::start_unit`], once the container process exists.
 fn prepare_systemd(
     plan: &CgroupPlan,
     unit: Option<systemd::Unit>,
@@ -471,6 +285,7 @@ fn prepare_systemd(
     let split = systemd::properties(&v2::settings(&plan.resources));
     Ok(Some(Cgroup {
         v2: None,
+        v1: Vec::new(),
         made: Vec::new(),
         systemd: Some(SystemdPart {
             unit: scope.unit.name.clone(),
@@ -481,6 +296,78 @@ fn prepare_systemd(
 }
 
 impl Cgroup {
+    /// One warning per field that went nowhere: its controller is in a
+    /// hierarchy the caller may not write, it is a v1-only setting on a
+    /// controller cgroup v2 holds, or no cgroup2 directory was made for a
+    /// v2 setting.
+    fn warn_unapplied(
+        &self,
+        all: &[hier::Hierarchy],
+        denied: &[Denied],
+        v1_settings: &[Setting],
+        v2_settings: &[Setting],
+        plan: &CgroupPlan,
+    ) {
+        let mut warned: Vec<&str> = Vec::new();
+        let warn = |s: &str, why: String| tracing::warn!("{s} is ignored: {why}");
+        // Device rules are worth a warning only when the config allows a
+        // device itself: the rest is the deny-all and the defaults every
+        // container gets, and its /dev holds only its own devices anyway.
+        let allows_devices = plan
+            .resources
+            .devices()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|d| d.allow());
+        for s in v1_settings {
+            let Some(c) = s.controller() else { continue };
+            if self.v1.iter().any(|p| p.has(c))
+                || warned.contains(&s.field.as_str())
+                || (c == "devices" && !allows_devices)
+            {
+                continue;
+            }
+            let why = if let Some(d) = denied.iter().find(|d| d.hierarchy.has(c)) {
+                format!(
+                    "the {c} controller is in the cgroup v1 hierarchy at `{}`, where {}",
+                    d.hierarchy.point.display(),
+                    d.why
+                )
+            } else if all.iter().any(|h| h.fs == fs::Fs::V1 && h.has(c)) {
+                continue;
+            } else if c == "devices" {
+                if nix::unistd::geteuid().is_root() && self.v2.is_some() {
+                    continue;
+                }
+                "cgroup v2 device rules need an eBPF device program, which only root may load"
+                    .to_string()
+            } else if V1_ONLY.iter().any(|f| s.file.starts_with(f)) {
+                format!(
+                    "{} is a cgroup v1 file, and no v1 hierarchy here has the {c} controller",
+                    s.file
+                )
+            } else {
+                continue;
+            };
+            warned.push(&s.field);
+            warn(&s.field, why);
+        }
+        if self.v2.is_none() {
+            for s in v2_settings {
+                if warned.contains(&s.field.as_str()) {
+                    continue;
+                }
+                let why = match denied.iter().find(|d| d.hierarchy.fs == fs::Fs::V2) {
+                    Some(d) => format!("it needs cgroup v2, where {}", d.why),
+                    None => format!("it needs cgroup v2 (file {}), which is not mounted", s.file),
+                };
+                warned.push(&s.field);
+                warn(&s.field, why);
+            }
+        }
+    }
+
     /// The cgroup2 directory to clone the container process into
     /// (`clone3(CLONE_INTO_CGROUP)`), when there is one.
     pub fn clone_into(&self) -> Option<BorrowedFd<'_>> {
@@ -488,10 +375,10 @@ impl Cgroup {
     }
 
     /// Place process `pid` (0: the caller) in the cgroups the clone did
-    /// not put it in; before it runs anything of the container's.
+    /// not put it in (each v1 hierarchy's); before it runs anything of
+    /// the container's.
     pub fn enter(&self, pid: i32) -> Result<()> {
-        let _ = pid;
-        Ok(())
+        self.v1.iter().try_for_each(|p| p.enter(pid))
     }
 
     /// With the systemd driver, at create: ask for the scope with process
@@ -515,8 +402,14 @@ impl Cgroup {
 
     /// What the state entry keeps to reopen and remove it: `cgroup.json`.
     pub fn record(&self) -> serde_json::Value {
+        let v1: serde_json::Map<String, serde_json::Value> = self
+            .v1
+            .iter()
+            .map(|p| (p.key.clone(), serde_json::json!(p.path)))
+            .collect();
         let mut r = serde_json::json!({
             "v2": self.v2.as_ref().map(|c| &c.path),
+            "v1": v1,
             "made": self.made,
         });
         if let Some(sd) = &self.systemd {
@@ -530,31 +423,64 @@ impl Cgroup {
     pub fn discard(self) {
         let made = self.made;
         drop(self.v2);
+        drop(self.v1);
         fs::discard(&made);
+    }
+
+    /// The v1 part with `controller`.
+    fn v1_with(&self, controller: &str) -> Option<&v1::Part> {
+        self.v1.iter().find(|p| p.has(controller))
     }
 
     /// Freeze every process in the cgroup; returns once they are frozen.
     pub fn freeze(&self) -> Result<()> {
-        self.v2_part("freeze")?.freeze()
+        match (self.v1_with("freezer"), &self.v2) {
+            (Some(p), _) => p.set_frozen(true),
+            (None, Some(c)) => c.freeze(),
+            (None, None) => Err(self.none("freeze")),
+        }
     }
 
     /// Thaw what [`Cgroup::freeze`] froze.
     pub fn thaw(&self) -> Result<()> {
-        self.v2_part("thaw")?.thaw()
+        match (self.v1_with("freezer"), &self.v2) {
+            (Some(p), _) => p.set_frozen(false),
+            (None, Some(c)) => c.thaw(),
+            (None, None) => Err(self.none("thaw")),
+        }
     }
 
     /// Whether the cgroup is frozen (`state` says `paused`).
     pub fn is_frozen(&self) -> Result<bool> {
-        match &self.v2 {
-            Some(c) => c.is_frozen(),
-            None => Ok(false),
+        match (self.v1_with("freezer"), &self.v2) {
+            (Some(p), _) => p.is_frozen(),
+            (None, Some(c)) => c.is_frozen(),
+            (None, None) => Ok(false),
         }
     }
 
-    /// Write new resources (`update`); `r` is checked first.
+    /// Write new resources (`update`); `r` is checked first. Each setting
+    /// goes where its controller is, as at create (device rules are not
+    /// changed).
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
         check(r)?;
-        self.v2_part("update")?.write(&v2::settings(r))
+        let v1_settings = v1::settings(r, &[]);
+        for p in &self.v1 {
+            p.write(&v1_settings)?;
+        }
+        if let Some(c) = &self.v2 {
+            let held: Vec<&str> = self
+                .v1
+                .iter()
+                .flat_map(|p| p.controllers.iter().map(String::as_str))
+                .collect();
+            let v2_settings: Vec<Setting> = v2::settings(r)
+                .into_iter()
+                .filter(|s| !s.controller().is_some_and(|c| held.contains(&v1_name(c))))
+                .collect();
+            c.write(&v2_settings)?;
+        }
+        Ok(())
     }
 
     /// Usage and limits, in runc's `events --stats` shape.
@@ -563,25 +489,37 @@ impl Cgroup {
         if let Some(c) = &self.v2 {
             c.stats(&mut s);
         }
+        for p in &self.v1 {
+            p.stats(&mut s);
+        }
         Ok(s)
     }
 
     /// Every process in the cgroup and below it.
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let c = self.v2_part("list the processes of")?;
-        fs::pids_below(c.dir()).map_err(|e| Error::sys("read", c.path.join("cgroup.procs"), e))
+        // Every process is in every hierarchy: any one lists them all.
+        if let Some(c) = &self.v2 {
+            return fs::pids_below(c.dir())
+                .map_err(|e| Error::sys("read", c.path.join("cgroup.procs"), e));
+        }
+        match self.v1_with("pids").or(self.v1.first()) {
+            Some(p) => p.pids(),
+            None => Err(self.none("list the processes of")),
+        }
     }
 
-    /// A watch on OOM kills in the cgroup: poll [`OomWatch::fd`] for
-    /// readability/priority, then [`OomWatch::count`].
+    /// A watch on OOM kills in the cgroup: poll [`OomWatch::fd`], then
+    /// [`OomWatch::count`].
     pub fn oom_watch(&self) -> Result<OomWatch> {
-        self.v2_part("watch")?.oom_watch()
+        match (self.v1_with("memory"), &self.v2) {
+            (Some(p), _) => p.oom_watch(),
+            (None, Some(c)) => c.oom_watch(),
+            (None, None) => Err(self.none("watch")),
+        }
     }
 
-    fn v2_part(&self, what: &str) -> Result<&v2::Cgroup> {
-        self.v2.as_ref().ok_or_else(|| {
-            Error::Container(format!("cannot {what} the container: it has no cgroup"))
-        })
+    fn none(&self, what: &str) -> Error {
+        Error::Container(format!("cannot {what} the container: it has no cgroup"))
     }
 }
 
@@ -618,8 +556,17 @@ pub fn reopen(record: &serde_json::Value) -> Result<Cgroup> {
         .and_then(|v| v.as_str())
         .map(|p| v2::Cgroup::open(Path::new(p)))
         .transpose()?;
+    let mut v1 = Vec::new();
+    if let Some(parts) = record.get("v1").and_then(|v| v.as_object()) {
+        for (key, path) in parts {
+            if let Some(path) = path.as_str() {
+                v1.push(v1::Part::open(key, Path::new(path))?);
+            }
+        }
+    }
     Ok(Cgroup {
         v2,
+        v1,
         made: made_of(record),
         systemd: systemd_of(record).map(|(unit, address)| SystemdPart {
             unit,
@@ -653,6 +600,18 @@ fn made_of(record: &serde_json::Value) -> Vec<PathBuf> {
 /// Remove the directories a record says hutch made (deepest first),
 /// killing whatever still runs in them.
 pub fn remove(record: &serde_json::Value) -> Result<()> {
+    // Frozen processes cannot die: thaw a v1 freezer cgroup first (a v2
+    // one lets cgroup.kill through).
+    if let Some(freezer) = record
+        .get("v1")
+        .and_then(|v| v.as_object())
+        .and_then(|m| m.iter().find(|(k, _)| k.split(',').any(|c| c == "freezer")))
+        .and_then(|(_, p)| p.as_str())
+    {
+        if let Ok(dir) = fs::open_cgroup(Path::new(freezer), fs::Fs::V1) {
+            let _ = fs::write(dir.as_fd(), "freezer.state", "THAWED");
+        }
+    }
     for path in made_of(record) {
         fs::remove(&path)?;
     }
@@ -673,81 +632,6 @@ pub fn remove(record: &serde_json::Value) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rstest::rstest;
-
-    pub(super) fn linux(v: serde_json::Value) -> oci_spec::runtime::Linux {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn nothing_configured_means_no_cgroup() {
-        assert_eq!(plan(&linux(serde_json::json!({}))).unwrap(), None);
-        let deny =
-            serde_json::json!({"resources": {"devices": [{"allow": false, "access": "rwm"}]}});
-        assert_eq!(plan(&linux(deny)).unwrap(), None);
-        let unlimited = serde_json::json!({"resources": {"pids": {"limit": 0}, "memory": {}}});
-        assert_eq!(plan(&linux(unlimited)).unwrap(), None);
-    }
-
-    #[rstest]
-    #[case("/a/b", Some(Where::Absolute(PathBuf::from("a/b"))))]
-    #[case("a/./b", Some(Where::Relative(PathBuf::from("a/b"))))]
-    #[case("/a/../b", None)]
-    #[case("..", None)]
-    #[case("", None)]
-    #[case("/", None)]
-    fn paths(#[case] p: &str, #[case] want: Option<Where>) {
-        let got = plan(&linux(serde_json::json!({"cgroupsPath": p})));
-        match want {
-            Some(w) => assert_eq!(got.unwrap().unwrap().place, w),
-            None => assert!(got.is_err(), "{p}"),
-        }
-    }
-
-    #[test]
-    fn systemd_form_is_kept_for_the_driver() {
-        let got = plan(&linux(
-            serde_json::json!({"cgroupsPath": "user.slice:libpod:abc"}),
-        ));
-        assert_eq!(
-            got.unwrap().unwrap().place,
-            Where::Systemd("user.slice:libpod:abc".into())
-        );
-    }
-
-    #[test]
-    fn systemd_form_without_the_driver_makes_no_cgroup() {
-        let p = plan(&linux(
-            serde_json::json!({"cgroupsPath": "user.slice:libpod:abc"}),
-        ))
-        .unwrap()
-        .unwrap();
-        assert!(prepare(&p, "x", Manager::Cgroupfs).unwrap().is_none());
-    }
-
-    #[rstest]
-    #[case("cgroup.procs")]
-    #[case("cgroup.subtree_control")]
-    #[case("../x.max")]
-    #[case("memory")]
-    fn dangerous_unified_keys_are_refused(#[case] key: &str) {
-        let l = linux(serde_json::json!({"resources": {"unified": {key: "1"}}}));
-        assert!(plan(&l).is_err(), "{key}");
-    }
-
-    #[test]
-    fn swap_below_limit_is_an_error() {
-        let l = linux(serde_json::json!({"resources": {"memory": {"limit": 2000, "swap": 1000}}}));
-        assert!(plan(&l).is_err());
-        let l = linux(serde_json::json!({"resources": {"memory": {"swap": 1000}}}));
-        assert!(plan(&l).is_err());
-    }
-
-    #[test]
-    fn a_cpus_value_of_two_lines_is_an_error() {
-        let l = linux(serde_json::json!({"resources": {"cpu": {"cpus": "0\n1"}}}));
-        assert!(plan(&l).is_err());
-    }
 
     #[test]
     fn old_records_reopen_as_v2() {

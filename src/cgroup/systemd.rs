@@ -512,18 +512,17 @@ pub fn start(mut scope: Scope, split: &Split, id: &str, pid: i32) -> Result<v2::
 /// (systemd keeps them, the kernel has nothing to enforce them with).
 fn open_scope(cgroup: &Path, split: &Split) -> Result<v2::Cgroup> {
     let all = hier::mounted();
-    let dir = hier::v2(&all)
-        .and_then(|h| h.dir_of(cgroup))
-        .ok_or_else(|| {
-            Error::Container(format!(
-                "systemd cgroup driver: the scope's cgroup `{}` is not on a cgroup2 mount here",
-                cgroup.display()
-            ))
-        })?;
+    let cgroup2 = all.iter().find(|h| h.fs == fs::Fs::V2);
+    let dir = cgroup2.and_then(|h| h.dir_of(cgroup)).ok_or_else(|| {
+        Error::Container(format!(
+            "systemd cgroup driver: the scope's cgroup `{}` is not on a cgroup2 mount here",
+            cgroup.display()
+        ))
+    })?;
     let fd = fs::open_cgroup(&dir, fs::Fs::V2)?;
     // Enabling goes down from the mount's root: every directory below it
     // down to the scope counts as one to enable in.
-    let point = hier::v2(&all).map(|h| h.point.clone()).unwrap_or_default();
+    let point = cgroup2.map(|h| h.point.clone()).unwrap_or_default();
     let chain: Vec<PathBuf> = dir
         .ancestors()
         .take_while(|p| p.starts_with(&point) && *p != point)
@@ -531,7 +530,10 @@ fn open_scope(cgroup: &Path, split: &Split) -> Result<v2::Cgroup> {
         .collect();
     // A controller in a v1 hierarchy (a hybrid host) is systemd's to set
     // there; one in no hierarchy at all enforces nothing.
-    let in_v1 = |c: Option<&str>| c.is_some_and(|c| all.iter().any(|h| h.has(c)));
+    let in_v1 = |c: Option<&str>| {
+        c.map(super::v1_name)
+            .is_some_and(|c| all.iter().any(|h| h.has(c)))
+    };
     let mut warned: Vec<&str> = Vec::new();
     for s in &split.as_props {
         if !dir.join(&s.file).exists()
