@@ -65,6 +65,12 @@ done
 log "Slurm integration"
 integration/slurm.sh "$ci/hutch" || failed=1
 
+# MPI through Slurm (issue 14): two Slurm nodes in network namespaces of
+# their own, an Open MPI job with a rank on each, in hutch containers
+# (srun hutch-task) against bare srun, as tuser (run as root).
+log "MPI integration"
+integration/mpi.sh "$ci/hutch" || failed=1
+
 # ---- The systemd cgroup driver (issue 12) -------------------------------
 # No systemd runs here: integration/systemd.sh boots one in a hutch
 # container (as root) and drives `hutch --systemd-cgroup` inside it, as
