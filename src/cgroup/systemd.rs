@@ -136,13 +136,27 @@ pub fn rootless() -> bool {
     host.euid != 0 || !host.initial_userns
 }
 
+/// No cgroupsPath: `hutch-ID.scope`, when the id can name a unit.
+fn default_unit(id: &str) -> Result<Unit> {
+    let name = format!("hutch-{id}.scope");
+    if !valid_unit_chars(&name) || name.len() > 255 {
+        return Err(Error::Usage(format!(
+            "container id `{id}` cannot name a systemd unit (`{name}`): give the config a cgroupsPath slice:prefix:name"
+        )));
+    }
+    Ok(Unit {
+        slice: String::new(),
+        name,
+    })
+}
+
 /// Open the bus the scope will be asked for on (before the clone).
 pub fn connect(unit: Option<Unit>, id: &str) -> Result<Scope> {
     let rootless = rootless();
-    let mut unit = unit.unwrap_or_else(|| Unit {
-        slice: String::new(),
-        name: format!("hutch-{id}.scope"),
-    });
+    let mut unit = match unit {
+        Some(u) => u,
+        None => default_unit(id)?,
+    };
     if unit.slice.is_empty() {
         unit.slice = if rootless {
             "user.slice"
@@ -580,6 +594,12 @@ mod tests {
         assert!(parse_path("system:hutch:x").is_err());
         assert!(parse_path("system.slice:hutch:x y").is_err());
         assert!(parse_path("system.slice:hutch:x.slice").is_err());
+    }
+
+    #[test]
+    fn the_default_unit_needs_an_id_systemd_accepts() {
+        assert_eq!(default_unit("a.b_c-1").unwrap().name, "hutch-a.b_c-1.scope");
+        assert!(default_unit("a+b").is_err());
     }
 
     #[test]
