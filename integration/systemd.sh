@@ -135,6 +135,9 @@ with_path() { # BUNDLE PATH: set cgroupsPath and the resources
 name=t$$
 unit=hutch-$name.scope
 with_path /bb "system.slice:hutch:$name"
+# Unit properties from annotations, as runc and crun take them.
+edit /bb --arg cm "'inactive-or-failed'" '.annotations = {"org.systemd.property.TimeoutStopSec": "uint64 15",
+    "org.systemd.property.CollectMode": $cm}'
 in_box sh -c "cd /bb && hutch --systemd-cgroup create $name" 2>"$work/create.err" || bad "create with --systemd-cgroup"
 cat "$work/create.err" >&2
 pid=$(in_box hutch state "$name" | jq -r .pid)
@@ -160,6 +163,8 @@ check "TasksMax" "$(show "$unit" TasksMax)" 50
 check "CPUWeight (512 shares)" "$(show "$unit" CPUWeight)" 20
 check "CPUQuotaPerSecUSec" "$(show "$unit" CPUQuotaPerSecUSec)" 500ms
 check "AllowedCPUs" "$(show "$unit" AllowedCPUs)" 0
+check "TimeoutStopUSec (annotation TimeoutStopSec)" "$(show "$unit" TimeoutStopUSec)" 15s
+check "CollectMode (annotation)" "$(show "$unit" CollectMode)" inactive-or-failed
 # What systemd has no property for is written into the delegated cgroup:
 # a core file, and hugetlb (which systemd does not manage) where cgroup v2
 # holds it, enabled by hutch from the top down.
@@ -194,7 +199,8 @@ check "processes hutch ps lists" "$(in_box hutch ps --format json "$name" | jq l
 # fails where the file does not exist: it gets only the limits whose
 # controller this cgroup v2 holds.
 crun_unit=crun-c$$.scope
-crun_res='{"unified": {"cgroup.max.depth": "3"}}' props="Delegate Slice DefaultDependencies ActiveState"
+crun_res='{"unified": {"cgroup.max.depth": "3"}}'
+props="Delegate Slice DefaultDependencies ActiveState TimeoutStopUSec CollectMode"
 for pair in memory:'.memory = {limit: 67108864}':MemoryMax pids:'.pids = {limit: 50}':TasksMax \
         cpu:'.cpu.shares = 512 | .cpu.quota = 50000 | .cpu.period = 100000':'CPUWeight CPUQuotaPerSecUSec' \
         cpuset:'.cpu.cpus = "0"':AllowedCPUs; do
@@ -216,8 +222,18 @@ in_box hutch delete --force "$name" || bad "delete"
 if gone "$unit"; then ok "$unit is gone after delete"; else bad "$unit is still loaded after delete"; fi
 if in_box test -e "$scope_dir"; then bad "$scope_dir is left"; else ok "its cgroup is gone"; fi
 
+# An annotation systemd cannot take as hutch reads it: one error, no unit.
+edit /bb --arg p "system.slice:hutch:a$$" '.linux.cgroupsPath = $p | .annotations = {"org.systemd.property.TimeoutStopSec": "15 seconds"}'
+if out=$(in_box sh -c "cd /bb && hutch --systemd-cgroup create a$$" 2>&1); then
+    bad "a malformed org.systemd.property annotation was accepted"
+else
+    check "error of a malformed annotation" "$(grep -c 'annotation `org.systemd.property.TimeoutStopSec`' <<<"$out")" 1
+fi
+if gone "hutch-a$$.scope"; then ok "no unit after it"; else bad "hutch-a$$.scope left"; fi
+check "state entries after it" "$(in_box hutch list -q | wc -l)" 0
+
 # No cgroupsPath: a scope all the same, hutch-ID.scope (crun: crun-ID).
-edit /bb 'del(.linux.cgroupsPath) | del(.linux.resources)'
+edit /bb 'del(.linux.cgroupsPath) | del(.linux.resources) | del(.annotations)'
 if in_box sh -c "cd /bb && hutch --systemd-cgroup create d$$"; then
     check "scope without a cgroupsPath" "$(show "hutch-d$$.scope" ControlGroup)" "/system.slice/hutch-d$$.scope"
     in_box hutch delete --force "d$$" || bad "delete"

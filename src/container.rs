@@ -223,7 +223,7 @@ fn clone_container(
         // systemd scope), before it runs anything: it waits for the maps,
         // and makes its cgroup namespace after them.
         if let Some(cg) = cgroup.as_deref_mut() {
-            cg.start_unit(pid.as_raw())?;
+            cg.start_unit(pid.as_raw(), &plan.annotations)?;
             if cg.is_systemd() {
                 entry.save_cgroup(&cg.record())?;
             }

@@ -384,11 +384,17 @@ impl Cgroup {
     /// With the systemd driver, at create: ask for the scope with process
     /// `pid` in it (before it runs anything of the container's), and write
     /// into its cgroup what systemd has no property for. [`Cgroup::record`]
-    /// changes. Nothing to do otherwise.
-    pub fn start_unit(&mut self, pid: i32) -> Result<()> {
+    /// changes. The `org.systemd.property.*` annotations are unit
+    /// properties too. Nothing to do otherwise.
+    pub fn start_unit(
+        &mut self,
+        pid: i32,
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
         if let Some(sd) = &mut self.systemd {
             if let Some((scope, split, id)) = sd.pending.take() {
-                self.v2 = Some(systemd::start(scope, &split, &id, pid)?);
+                let annotated = systemd::annotation_properties(annotations)?;
+                self.v2 = Some(systemd::start(scope, &split, &annotated, &id, pid)?);
             }
         }
         Ok(())

@@ -378,6 +378,85 @@ fn accounting(props: &[(&'static str, Value)]) -> Vec<&'static str> {
     out
 }
 
+/// The prefix of annotations that set unit properties (as runc and crun).
+const PROPERTY_PREFIX: &str = "org.systemd.property.";
+
+/// Properties hutch sets itself and an annotation may not change.
+const OWN_PROPERTIES: &[&str] = &["PIDs", "Slice", "Delegate"];
+
+/// The `org.systemd.property.NAME` annotations as unit properties. A
+/// value is GVariant text, the subset runc and crun take: `true`,
+/// `false`, `'string'`, `['a', 'b']`, `uint64 N`, `int64 N`, `uint32 N`,
+/// `int32 N` or a bare `N` (int32); a NAME ending in `Sec` (not `USec`)
+/// takes seconds and becomes NAME`USec`.
+pub fn annotation_properties(
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for (key, text) in annotations {
+        let Some(name) = key.strip_prefix(PROPERTY_PREFIX) else {
+            continue;
+        };
+        let bad = |why: &str| Error::Config(format!("annotation `{key}`: {why}"));
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(bad("not a systemd property name"));
+        }
+        if OWN_PROPERTIES.contains(&name) {
+            return Err(bad("hutch sets this property itself"));
+        }
+        let seconds = name.ends_with("Sec") && !name.ends_with("USec");
+        let value = parse_variant(text.trim(), if seconds { 1_000_000 } else { 1 })
+            .ok_or_else(|| bad(&format!("`{text}` is not a value hutch can pass (GVariant text: true, 'text', ['a'], uint64 N ...)")))?;
+        let name = if seconds {
+            format!("{}USec", &name[..name.len() - 3])
+        } else {
+            name.to_string()
+        };
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// One GVariant text value; numbers times `factor`.
+fn parse_variant(t: &str, factor: u64) -> Option<Value> {
+    let quoted = |s: &str| -> Option<String> {
+        let q = s.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+        let inner = s.strip_prefix(q)?.strip_suffix(q)?;
+        (!inner.contains(q)).then(|| inner.to_string())
+    };
+    let int = |s: &str| s.trim().parse::<i64>().ok();
+    let num = |s: &str| s.trim().parse::<u64>().ok()?.checked_mul(factor);
+    Some(match t {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ if t.starts_with('[') => {
+            let inner = t.strip_prefix('[')?.strip_suffix(']')?.trim();
+            let items = if inner.is_empty() {
+                Vec::new()
+            } else {
+                inner
+                    .split(',')
+                    .map(|i| quoted(i.trim()).map(Value::Str))
+                    .collect::<Option<Vec<_>>>()?
+            };
+            Value::Array("s".into(), items)
+        }
+        _ if t.starts_with(['\'', '"']) => Value::Str(quoted(t)?),
+        _ => match t.split_once(' ') {
+            Some(("uint64", n)) => Value::U64(num(n)?),
+            Some(("uint32", n)) => Value::U32(u32::try_from(num(n)?).ok()?),
+            Some(("int64", n)) => Value::I64(int(n)?.checked_mul(i64::try_from(factor).ok()?)?),
+            Some(("int32", n)) => {
+                Value::I32(i32::try_from(int(n)?.checked_mul(i64::try_from(factor).ok()?)?).ok()?)
+            }
+            Some(_) => return None,
+            None => {
+                Value::I32(i32::try_from(int(t)?.checked_mul(i64::try_from(factor).ok()?)?).ok()?)
+            }
+        },
+    })
+}
+
 impl Scope {
     /// Ask systemd for the scope with process `pid` in it and wait for the
     /// job; the scope's cgroup, as `/proc/PID/cgroup` then says.
@@ -386,6 +465,7 @@ impl Scope {
         pid: i32,
         id: &str,
         props: &[(&'static str, Value)],
+        annotated: &[(String, Value)],
     ) -> Result<PathBuf> {
         let mut list = vec![
             Value::property("Description", Value::Str(format!("hutch container {id}"))),
@@ -401,6 +481,10 @@ impl Scope {
             list.push(Value::property(a, Value::Bool(true)));
         }
         for (name, v) in props {
+            list.push(Value::property(name, v.clone()));
+        }
+        // Last: the caller's own word wins over hutch's mapping.
+        for (name, v) in annotated {
             list.push(Value::property(name, v.clone()));
         }
         let call = manager_call(
@@ -512,8 +596,14 @@ pub fn stop(address: &str, unit: &str) -> Result<()> {
 /// The scope systemd made for process `pid`: open its cgroup2 directory
 /// and write there what systemd has no property for, enabling the
 /// controllers that needs from the top of the tree down (as runc does).
-pub fn start(mut scope: Scope, split: &Split, id: &str, pid: i32) -> Result<v2::Cgroup> {
-    let cgroup = scope.start(pid, id, &split.props)?;
+pub fn start(
+    mut scope: Scope,
+    split: &Split,
+    annotated: &[(String, Value)],
+    id: &str,
+    pid: i32,
+) -> Result<v2::Cgroup> {
+    let cgroup = scope.start(pid, id, &split.props, annotated)?;
     let opened = open_scope(&cgroup, split);
     if opened.is_err() {
         scope.abandon();
@@ -600,6 +690,47 @@ mod tests {
     fn the_default_unit_needs_an_id_systemd_accepts() {
         assert_eq!(default_unit("a.b_c-1").unwrap().name, "hutch-a.b_c-1.scope");
         assert!(default_unit("a+b").is_err());
+    }
+
+    #[test]
+    fn annotations_become_properties() {
+        let a: std::collections::BTreeMap<String, String> = [
+            ("org.systemd.property.TimeoutStopUSec", "uint64 15000000"),
+            ("org.systemd.property.RuntimeMaxSec", "uint64 3"),
+            ("org.systemd.property.CollectMode", "'inactive-or-failed'"),
+            ("org.systemd.property.SendSIGKILL", "false"),
+            ("org.systemd.property.Environment", "['A=1', 'B=2']"),
+            ("org.systemd.property.Nice", "5"),
+            ("io.other", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let got = annotation_properties(&a).unwrap();
+        let get = |n: &str| got.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(get("TimeoutStopUSec"), Some(Value::U64(15_000_000)));
+        assert_eq!(get("RuntimeMaxUSec"), Some(Value::U64(3_000_000)));
+        assert_eq!(get("CollectMode"), Some(Value::str("inactive-or-failed")));
+        assert_eq!(get("SendSIGKILL"), Some(Value::Bool(false)));
+        assert_eq!(
+            get("Environment"),
+            Some(Value::Array(
+                "s".into(),
+                vec![Value::str("A=1"), Value::str("B=2")]
+            ))
+        );
+        assert_eq!(get("Nice"), Some(Value::I32(5)));
+        assert_eq!(got.len(), 6);
+        for (k, v) in [
+            ("org.systemd.property.PIDs", "uint32 1"),
+            ("org.systemd.property.X", "[unclosed"),
+            ("org.systemd.property.X", "float 1.5"),
+            ("org.systemd.property.", "1"),
+            ("org.systemd.property.A-B", "1"),
+        ] {
+            let one = [(k.to_string(), v.to_string())].into_iter().collect();
+            assert!(annotation_properties(&one).is_err(), "{k}={v}");
+        }
     }
 
     #[test]
