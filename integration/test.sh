@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 . integration/lib.sh
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
 
-ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev keyutils python3
+ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev \
+    keyutils python3 dbus-daemon
 ensure_rust
 ensure_users
 
@@ -79,6 +80,15 @@ integration/slurm.sh "$ci/hutch" || failed=1
 log "MPI integration"
 integration/mpi.sh "$ci/hutch" || failed=1
 
+# ---- The systemd cgroup driver (issue 12) -------------------------------
+# No systemd runs here: integration/systemd.sh boots one in a hutch
+# container (as root) and drives `hutch --systemd-cgroup` inside it, as
+# root and as a plain user, beside crun. It runs once more below where
+# cgroup v2 holds controllers, so that their files are checked too.
+log "systemd driver integration"
+integration/systemd.sh "$ci/hutch" || failed=1
+# -------------------------------------------------------------------------
+
 # Real limits: on this hybrid host cgroup v2 holds few controllers or
 # none (hugetlb on a fresh machine; bench.sh moves it to v1 for crun), so
 # the runs above mostly checked the warnings. Where it can, give cgroup v2
@@ -104,6 +114,8 @@ with_controllers_on_cgroup2() {
     log "integration tests cgroups as root, with ${on[*]} on cgroup v2"
     env HUTCH_BIN="$ci/hutch" HUTCH_TEST_TMP="$ci/tmp" HUTCH_EXPECT_CONTROLLERS="${on[*]}" \
         "$ci/cgroups" --test-threads=2 || failed=1
+    log "systemd driver integration, with ${on[*]} on cgroup v2"
+    integration/systemd.sh "$ci/hutch" || failed=1
     # hutch enabled them in the root cgroup: hand pids back to cgroup v1.
     for c in "${on[@]}"; do echo "-$c" >"$cg2/cgroup.subtree_control" 2>/dev/null || true; done
     if [ "$moved" = 1 ]; then

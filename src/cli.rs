@@ -29,7 +29,7 @@ pub struct Cli {
     #[arg(long)]
     pub debug: bool,
 
-    /// Accepted for compatibility; hutch has no systemd cgroup driver (a slice:prefix:name cgroupsPath is ignored)
+    /// The container's cgroup is a transient systemd scope (cgroupsPath slice:prefix:name), asked for on the system bus (root) or the session bus (a plain user)
     #[arg(long)]
     pub systemd_cgroup: bool,
 
@@ -37,7 +37,7 @@ pub struct Cli {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub rootless: Option<String>,
 
-    /// As crun: `disabled` makes and joins no cgroup; any other value is accepted and changes nothing (hutch manages cgroups v1 and v2 itself)
+    /// As crun: `disabled` makes and joins no cgroup, `systemd` is --systemd-cgroup, `cgroupfs` (the default) makes the directories itself, in cgroup v1 and v2
     #[arg(long, value_name = "MANAGER")]
     pub cgroup_manager: Option<String>,
 

@@ -29,6 +29,8 @@ pub struct Globals {
     pub host: Host,
     /// `--cgroup-manager disabled`: make and join no cgroup.
     pub cgroups_disabled: bool,
+    /// `--systemd-cgroup`: the cgroup is a scope systemd makes.
+    pub systemd_cgroup: bool,
 }
 
 /// Options of `create` (and `run`).
@@ -109,15 +111,30 @@ fn spawn_in(
 ) -> Result<Record> {
     // The cgroup is made from the host's view of the tree, before any
     // namespace is joined; with no cgroup in the plan nothing is read.
-    let cgroup = match &plan.cgroup {
-        Some(c) if !g.cgroups_disabled => cgroup::prepare(c, id, cgroup::Manager::Cgroupfs)?,
+    let manager = if g.systemd_cgroup {
+        cgroup::Manager::Systemd
+    } else {
+        cgroup::Manager::Cgroupfs
+    };
+    // With --systemd-cgroup every container gets its scope, as with runc
+    // and crun (`hutch-ID.scope` without a cgroupsPath).
+    let default_scope;
+    let wanted = match (&plan.cgroup, manager) {
+        (None, cgroup::Manager::Systemd) => {
+            default_scope = cgroup::CgroupPlan::default_place();
+            Some(&default_scope)
+        }
+        (c, _) => c.as_ref(),
+    };
+    let mut cgroup = match wanted {
+        Some(c) if !g.cgroups_disabled => cgroup::prepare(c, id, manager)?,
         Some(_) | None => None,
     };
     let spawned = match &cgroup {
         Some(cg) => entry.save_cgroup(&cg.record()),
         None => Ok(()),
     }
-    .and_then(|()| clone_container(g, id, opts, plan, entry, pid_file, cgroup.as_ref()));
+    .and_then(|()| clone_container(g, id, opts, plan, entry, pid_file, cgroup.as_mut()));
     if let (Err(_), Some(cg)) = (&spawned, cgroup) {
         cg.discard();
     }
@@ -133,7 +150,7 @@ fn clone_container(
     plan: &Plan,
     entry: &Entry,
     pid_file: Option<&state::PidFile>,
-    cgroup: Option<&cgroup::Cgroup>,
+    mut cgroup: Option<&mut cgroup::Cgroup>,
 ) -> Result<Record> {
     let listener = sync::listen(&entry.short_path(CTL_SOCKET))
         .map_err(|e| Error::sys("listen on", entry.path.join(CTL_SOCKET), e))?;
@@ -185,7 +202,7 @@ fn clone_container(
         .transpose()?;
     // Born in its cgroup, when it has one: it never runs outside it, and
     // makes its cgroup namespace (after the id maps) rooted there.
-    let cloned = match cgroup.and_then(cgroup::Cgroup::clone_into) {
+    let cloned = match cgroup.as_deref().and_then(cgroup::Cgroup::clone_into) {
         Some(dir) => sys::clone_process_into(ns::clone_flags(plan), dir),
         None => sys::clone_process(ns::clone_flags(plan)),
     };
@@ -216,11 +233,15 @@ fn clone_container(
     drop((child_sock, listener, entry_dir, idmapped));
     fault::point("create:cloned");
 
-    let finish = || -> Result<Record> {
-        // Into the cgroups the clone did not place it in (cgroup v1), before
-        // it runs anything: it waits for the maps, and makes its cgroup
-        // namespace after them.
-        if let Some(cg) = cgroup {
+    let mut finish = || -> Result<Record> {
+        // Into the cgroups the clone did not place it in (cgroup v1, a
+        // systemd scope), before it runs anything: it waits for the maps,
+        // and makes its cgroup namespace after them.
+        if let Some(cg) = cgroup.as_deref_mut() {
+            cg.start_unit(pid.as_raw(), &plan.annotations)?;
+            if cg.is_systemd() {
+                entry.save_cgroup(&cg.record())?;
+            }
             cg.enter(pid.as_raw())?;
         }
         if let UserNs::New {

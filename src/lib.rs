@@ -14,8 +14,9 @@
 //! # What it is not
 //! - Not a cgroup manager beyond its own containers: `linux.resources`
 //!   are written to the cgroups the caller may make (cgroup v1 and v2
-//!   as root, a delegated cgroup v2 subtree otherwise); systemd is not
-//!   driven.
+//!   as root, a delegated cgroup v2 subtree otherwise), or, with
+//!   `--systemd-cgroup`, to a transient scope systemd makes (asked for
+//!   over D-Bus by hutch itself, `src/dbus/`).
 //! - Not a security policy: it applies what the config asks, never more
 //!   privilege than its caller has. See SECURITY.md.
 //! - Not a daemon: nothing of hutch runs between operations.
@@ -34,6 +35,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod container;
+pub mod dbus;
 pub mod error;
 pub mod exe;
 pub mod exec;

@@ -59,6 +59,7 @@ fn run(cli: Cli) -> Result<u8> {
         host,
         // podman's --cgroups=disabled: no cgroup, whatever the config says.
         cgroups_disabled: cli.cgroup_manager.as_deref() == Some("disabled"),
+        systemd_cgroup: cli.systemd_cgroup || cli.cgroup_manager.as_deref() == Some("systemd"),
     };
     match cli.command {
         Command::Create(args) => {

@@ -672,7 +672,11 @@ pub fn bpf_load_device_program(insns: &[[u8; 8]], log: &mut [u8]) -> nix::Result
         log_level: u32::from(!log.is_empty()),
         log_size: log.len() as u32,
         // No log: a null buffer (an empty slice's pointer is not null).
-        log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
+        log_buf: if log.is_empty() {
+            0
+        } else {
+            log.as_mut_ptr() as u64
+        },
         prog_name: name,
         expected_attach_type: BPF_CGROUP_DEVICE,
         ..Load::default()

@@ -25,6 +25,7 @@ mod fs;
 mod hier;
 mod plan;
 mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -52,7 +53,7 @@ pub fn hierarchies() -> Vec<Hierarchy> {
 pub enum Manager {
     /// hutch makes the directories itself.
     Cgroupfs,
-    /// Through systemd (not implemented yet: as Cgroupfs).
+    /// A transient scope systemd makes (`systemd.rs`).
     Systemd,
 }
 
@@ -94,6 +95,20 @@ pub struct Cgroup {
     /// The directories hutch made, deepest first in each hierarchy: what
     /// `delete` removes.
     made: Vec<PathBuf>,
+    /// The systemd scope the cgroup is (`--systemd-cgroup`).
+    systemd: Option<SystemdPart>,
+}
+
+/// The systemd driver's part of a [`Cgroup`].
+#[derive(Debug)]
+struct SystemdPart {
+    /// The unit (`hutch-ID.scope`).
+    unit: String,
+    /// The bus it was asked for on.
+    address: String,
+    /// At create, until [`Cgroup::start_unit`]: the connection, the
+    /// properties and settings, the container's id.
+    pending: Option<(systemd::Scope, systemd::Split, String)>,
 }
 
 /// Why hutch could not make the container's cgroup in one hierarchy.
@@ -106,8 +121,28 @@ struct Denied {
 /// write the settings, each where its controller is; `None` (after one
 /// warning) when the caller may make it in none. On error nothing is left.
 pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<Cgroup>> {
-    // The systemd driver is not there yet: its cgroup is made as cgroupfs's.
-    let _ = manager;
+    let place = match (manager, &plan.place) {
+        (Manager::Systemd, Where::Systemd(text)) => {
+            return prepare_systemd(plan, Some(systemd::parse_path(text)?), id)
+        }
+        (Manager::Systemd, Where::Default) => return prepare_systemd(plan, None, id),
+        (Manager::Systemd, _) => {
+            return Err(Error::Config(format!(
+                "linux.cgroupsPath `{}`: with --systemd-cgroup it must be slice:prefix:name",
+                plan.configured.as_deref().unwrap_or_default()
+            )))
+        }
+        (Manager::Cgroupfs, Where::Systemd(text)) => {
+            tracing::warn!(
+                "linux.cgroupsPath `{text}` is ignored: it is in systemd's slice:prefix:name form (pass --systemd-cgroup for the systemd driver)"
+            );
+            if !plan::asks_for_limits(&plan.resources) {
+                return Ok(None);
+            }
+            Where::Default
+        }
+        (Manager::Cgroupfs, p) => p.clone(),
+    };
     let what = match &plan.configured {
         Some(p) => format!("linux.cgroupsPath `{p}` is"),
         None => "linux.resources are".to_string(),
@@ -121,11 +156,12 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
         v2: None,
         v1: Vec::new(),
         made: Vec::new(),
+        systemd: None,
     };
     let mut denied: Vec<Denied> = Vec::new();
     let mut dirs: Vec<(hier::Hierarchy, fs::Dir)> = Vec::new();
     for h in &all {
-        match make_in(h, &plan.place, id) {
+        match make_in(h, &place, id) {
             Ok(d) => {
                 cg.made.extend(d.made.iter().cloned());
                 dirs.push((h.clone(), d));
@@ -239,8 +275,30 @@ fn wanted(place: &Where, h: &hier::Hierarchy, id: &str) -> Option<PathBuf> {
     match place {
         Where::Absolute(p) => Some(Path::new("/").join(p)),
         Where::Relative(p) => h.own.as_ref().map(|o| o.join(p)),
-        Where::Default => h.own.as_ref().map(|o| o.join(format!("hutch-{id}"))),
+        Where::Default | Where::Systemd(_) => h.own.as_ref().map(|o| o.join(format!("hutch-{id}"))),
     }
+}
+
+/// `--systemd-cgroup`: connect to systemd now (a missing bus fails here,
+/// before anything exists); the scope is asked for in
+/// [`Cgroup::start_unit`], once the container process exists.
+fn prepare_systemd(
+    plan: &CgroupPlan,
+    unit: Option<systemd::Unit>,
+    id: &str,
+) -> Result<Option<Cgroup>> {
+    let scope = systemd::connect(unit, id)?;
+    let split = systemd::properties(&v2::settings(&plan.resources));
+    Ok(Some(Cgroup {
+        v2: None,
+        v1: Vec::new(),
+        made: Vec::new(),
+        systemd: Some(SystemdPart {
+            unit: scope.unit.name.clone(),
+            address: scope.address.clone(),
+            pending: Some((scope, split, id.to_string())),
+        }),
+    }))
 }
 
 impl Cgroup {
@@ -329,6 +387,31 @@ impl Cgroup {
         self.v1.iter().try_for_each(|p| p.enter(pid))
     }
 
+    /// With the systemd driver, at create: ask for the scope with process
+    /// `pid` in it (before it runs anything of the container's), and write
+    /// into its cgroup what systemd has no property for. [`Cgroup::record`]
+    /// changes. The `org.systemd.property.*` annotations are unit
+    /// properties too. Nothing to do otherwise.
+    pub fn start_unit(
+        &mut self,
+        pid: i32,
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        if let Some(sd) = &mut self.systemd {
+            if let Some((scope, split, id)) = sd.pending.take() {
+                let annotated = systemd::annotation_properties(annotations)?;
+                self.v2 = Some(systemd::start(scope, &split, &annotated, &id, pid)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the cgroup is a systemd unit (its record changes in
+    /// [`Cgroup::start_unit`]).
+    pub fn is_systemd(&self) -> bool {
+        self.systemd.is_some()
+    }
+
     /// What the state entry keeps to reopen and remove it: `cgroup.json`.
     pub fn record(&self) -> serde_json::Value {
         let v1: serde_json::Map<String, serde_json::Value> = self
@@ -336,14 +419,19 @@ impl Cgroup {
             .iter()
             .map(|p| (p.key.clone(), serde_json::json!(p.path)))
             .collect();
-        serde_json::json!({
+        let mut r = serde_json::json!({
             "v2": self.v2.as_ref().map(|c| &c.path),
             "v1": v1,
             "made": self.made,
-        })
+        });
+        if let Some(sd) = &self.systemd {
+            r["systemd"] = serde_json::json!({"unit": sd.unit, "bus": sd.address});
+        }
+        r
     }
 
-    /// Remove what `prepare` made (the container process is gone).
+    /// Remove what `prepare` made (the container process is gone). A
+    /// systemd scope is stopped through the record, by the entry's removal.
     pub fn discard(self) {
         let made = self.made;
         drop(self.v2);
@@ -492,7 +580,21 @@ pub fn reopen(record: &serde_json::Value) -> Result<Cgroup> {
         v2,
         v1,
         made: made_of(record),
+        systemd: systemd_of(record).map(|(unit, address)| SystemdPart {
+            unit,
+            address,
+            pending: None,
+        }),
     })
+}
+
+/// The unit and bus address of a record made by the systemd driver.
+fn systemd_of(record: &serde_json::Value) -> Option<(String, String)> {
+    let sd = record.get("systemd")?;
+    Some((
+        sd.get("unit")?.as_str()?.to_string(),
+        sd.get("bus")?.as_str()?.to_string(),
+    ))
 }
 
 fn made_of(record: &serde_json::Value) -> Vec<PathBuf> {
@@ -541,6 +643,17 @@ pub fn remove(record: &serde_json::Value) -> Result<()> {
                 Err(e) => return Err(Error::io("remove cgroup", &path, e)),
             }
         }
+    }
+    // A scope whose cgroup is not recorded was never started (a create
+    // that failed stops what it started itself).
+    let started = record.get("v2").and_then(|v| v.as_str());
+    if let (Some((unit, address)), Some(path)) = (systemd_of(record), started) {
+        // What is left in the scope dies first: stopping a scope sends
+        // SIGTERM and waits up to its stop timeout for it.
+        if let Ok(fd) = fs::open_cgroup(Path::new(path), fs::Fs::V2) {
+            let _ = fs::write(fd.as_fd(), "cgroup.kill", "1");
+        }
+        systemd::stop(&address, &unit)?;
     }
     Ok(())
 }

@@ -21,6 +21,9 @@ pub enum Where {
     Relative(PathBuf),
     /// No cgroupsPath: `hutch-ID` below the caller's own cgroup.
     Default,
+    /// systemd's `slice:prefix:name`, as written (parsed by the systemd
+    /// driver; ignored, with a warning, without `--systemd-cgroup`).
+    Systemd(String),
 }
 
 /// The container's cgroup: where, and what to set there.
@@ -35,6 +38,18 @@ pub struct CgroupPlan {
     /// The device rules, in order: the config's, then the devices every
     /// container has, then `linux.devices` (as runc and crun allow them).
     pub devices: Vec<DeviceRule>,
+}
+
+impl CgroupPlan {
+    /// No cgroupsPath and no limit: the default place (`hutch-ID`).
+    pub fn default_place() -> CgroupPlan {
+        CgroupPlan {
+            place: Where::Default,
+            configured: None,
+            resources: LinuxResources::default(),
+            devices: Vec::new(),
+        }
+    }
 }
 
 /// One device rule of the `devices` controller (v1 files; v2 eBPF).
@@ -174,14 +189,12 @@ pub fn plan(linux: &oci_spec::runtime::Linux) -> Result<Option<CgroupPlan>> {
     if let Some(p) = linux.cgroups_path() {
         gate("linux.cgroupsPath")?;
         let text = p.to_string_lossy().into_owned();
-        if is_systemd_form(&text) {
-            crate::features::config_warning(format_args!(
-                "linux.cgroupsPath `{text}` is ignored: it is in systemd's slice:prefix:name form, and hutch has no systemd driver"
-            ));
+        place = Some(if is_systemd_form(&text) {
+            Where::Systemd(text.clone())
         } else {
-            place = Some(check_path(&text)?);
-            configured = Some(text);
-        }
+            check_path(&text)?
+        });
+        configured = Some(text);
     }
     let resources = linux.resources().clone().unwrap_or_default();
     check(&resources)?;
@@ -207,7 +220,7 @@ pub fn plan(linux: &oci_spec::runtime::Linux) -> Result<Option<CgroupPlan>> {
 /// Whether `r` sets anything a new cgroup does not have already (device
 /// rules alone do not: buildah and podman send a deny-all to every
 /// container, and its /dev holds only its own devices anyway).
-fn asks_for_limits(r: &LinuxResources) -> bool {
+pub(super) fn asks_for_limits(r: &LinuxResources) -> bool {
     let v1_only = v1::settings(r, &[])
         .into_iter()
         .any(|s| V1_ONLY.iter().any(|f| s.file.starts_with(f)));
@@ -454,11 +467,14 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn systemd_form_is_ignored() {
+    fn systemd_form_is_kept_for_the_driver() {
         let got = plan(&linux(
             serde_json::json!({"cgroupsPath": "user.slice:libpod:abc"}),
         ));
-        assert_eq!(got.unwrap(), None);
+        assert_eq!(
+            got.unwrap().unwrap().place,
+            Where::Systemd("user.slice:libpod:abc".into())
+        );
     }
 
     #[rstest]
