@@ -18,6 +18,7 @@ use crate::hooks;
 use crate::init::{self, InitArgs};
 use crate::ns::{self, idmap};
 use crate::spec::{self, Host, Plan, UserNs};
+use crate::squashfs;
 use crate::state::{self, check_id, Entry, Record, StateRoot, Status, CTL_SOCKET};
 use crate::sync::{self, Msg};
 use crate::sys::{self, Forked};
@@ -64,11 +65,17 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
             )));
         }
     }
-    let (plan, config_text) = spec::load(&opts.bundle, g.host)?;
+    let (mut plan, config_text) = spec::load(&opts.bundle, g.host)?;
     crate::exe::protect(&plan, g.host)?;
     // A missing program fails `create`, as with runc and crun (podman's
-    // exit statuses 127 and 126 depend on it).
+    // exit statuses 127 and 126 depend on it). (Not seen in an image, which
+    // is mounted later.)
     crate::process::check_program(&plan)?;
+    let server = plan
+        .root_image
+        .as_deref()
+        .map(|image| squashfs::check_plan(&plan, image))
+        .transpose()?;
     let pid_file = opts
         .pid_file
         .as_deref()
@@ -82,8 +89,15 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
     let root = StateRoot::open(&g.root)?;
     let entry = root.reserve(id)?;
     fault::point("create:reserved");
+    // An image is mounted by the container process on a directory of the
+    // entry, which is then the root the start path works on.
+    if let Some(program) = server {
+        plan.rootfs = entry.path.join(state::ROOT_MOUNT);
+        plan.root_server = Some(program);
+    }
     match entry
         .save_config(&config_text)
+        .and_then(|()| make_root_mount(&plan, &entry))
         .and_then(|()| spawn_in(g, id, opts, &plan, &entry, pid_file.as_ref()))
     {
         Ok(record) => Ok(Spawned { entry, record }),
@@ -92,6 +106,19 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
             Err(e)
         }
     }
+}
+
+/// The mount point of an image root, in the entry.
+fn make_root_mount(plan: &Plan, entry: &Entry) -> Result<()> {
+    if plan.root_image.is_none() {
+        return Ok(());
+    }
+    nix::sys::stat::mkdirat(
+        entry.dir(),
+        state::ROOT_MOUNT,
+        nix::sys::stat::Mode::from_bits_truncate(0o700),
+    )
+    .map_err(|e| Error::sys("make the image mount point", &plan.rootfs, e))
 }
 
 /// The part of `create` that can leave things behind: on error the caller
@@ -201,7 +228,8 @@ fn clone_container(
     drop((child_sock, listener, entry_dir, console, idmapped));
     fault::point("create:cloned");
 
-    let finish = || -> Result<Record> {
+    let mut server: Option<squashfs::Server> = None;
+    let mut finish = || -> Result<Record> {
         if let UserNs::New {
             uid_map,
             gid_map,
@@ -220,9 +248,20 @@ fn clone_container(
         }
         sync::send(parent_sock.as_fd(), &Msg::MapsWritten)
             .map_err(|e| Error::call("signal the container process", e))?;
+        if let (Some(image), Some(program)) = (&plan.root_image, &plan.root_server) {
+            server = Some(serve_image(parent_sock.as_fd(), program, image)?);
+        }
         match sync::recv(parent_sock.as_fd()) {
             Ok(Some(Msg::Ready)) => {}
-            Ok(Some(Msg::Error(text))) => return Err(Error::Container(text)),
+            Ok(Some(Msg::Error(text))) => {
+                // The server's own reason, when it gave up on the image.
+                return Err(Error::Container(
+                    match server.take().map(squashfs::Server::stop) {
+                        Some(why) if !why.is_empty() => format!("{text} ({why})"),
+                        _ => text,
+                    },
+                ));
+            }
             Ok(_) => {
                 return Err(Error::Container(
                     "the container process exited during create".into(),
@@ -244,6 +283,9 @@ fn clone_container(
             created: state::now(),
             poststart: plan.hooks.poststart.clone(),
             poststop: plan.hooks.poststop.clone(),
+            server: server
+                .as_ref()
+                .and_then(|s| Some((s.pid, state::proc_stat(s.pid)?.start_time))),
         };
         // prestart and createRuntime: the container exists, the program
         // does not run yet; a failure undoes the create.
@@ -261,10 +303,30 @@ fn clone_container(
             .map_err(|e| Error::call("signal the container process", e))?;
         Ok(record)
     };
-    finish().inspect_err(|_| {
+    let finished = finish();
+    if finished.is_err() {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
-    })
+    }
+    match (server, &finished) {
+        (Some(s), Ok(_)) => drop(s.detach()),
+        (Some(s), Err(_)) => drop(s.stop()),
+        (None, _) => {}
+    }
+    finished
+}
+
+/// Take the `/dev/fuse` fd the container process mounted the image with,
+/// and start the server on it.
+fn serve_image(sock: BorrowedFd<'_>, program: &Path, image: &Path) -> Result<squashfs::Server> {
+    match sync::recv_with_fd(sock) {
+        Ok((Some(Msg::Fd), Some(fuse))) => squashfs::start_server(program, image, fuse),
+        Ok((Some(Msg::Error(text)), _)) => Err(Error::Container(text)),
+        Ok(_) => Err(Error::Container(
+            "the container process exited during create".into(),
+        )),
+        Err(e) => Err(Error::call("wait for the container process", e)),
+    }
 }
 
 /// Whether this process's user namespace lets `setgroups` be called (it
@@ -537,11 +599,20 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     if status != Status::Stopped {
         stop(&record)?;
     }
+    server_gone(&record);
     fault::point("delete:stopped");
     entry.lock_wait()?;
     entry.remove();
     poststop(&record);
     Ok(())
+}
+
+/// Once the container is gone, wait (briefly) for the server of its
+/// SquashFS root, which ends when the container's mount namespace does.
+fn server_gone(record: &Record) {
+    if let Some((pid, start_time)) = record.server {
+        squashfs::wait_gone(pid, start_time, Duration::from_secs(3));
+    }
 }
 
 /// SIGKILL the container and wait (up to 10 s) until its process is gone.
@@ -594,6 +665,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
     if let Err(e) = release(&entry, &record).and_then(|()| poststart(&record)) {
         let _ = nix::sys::signal::kill(record.pid, Signal::SIGKILL);
         let _ = waitpid(record.pid, None);
+        server_gone(&record);
         entry.remove();
         return Err(e);
     }
@@ -601,6 +673,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
         return Ok(0);
     }
     let status = wait_forwarding(record.pid, &blocked);
+    server_gone(&record);
     if !keep {
         entry.remove();
         poststop(&record);

@@ -81,6 +81,7 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
     // host lacks fails `create`; the program inherits it.
     let prepared = wait_for_maps(sync.as_fd())
         .and_then(|()| crate::ns::join_mount(plan))
+        .and_then(|()| mount::fuse::mount_image(plan, sync.as_fd()))
         .and_then(|()| crate::ns::new_cgroup_namespace(plan))
         .and_then(|()| loopback(plan))
         .and_then(|()| process::set_memory_policy(plan.memory_policy.as_ref()));

@@ -50,6 +50,7 @@ pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod specgen;
+pub mod squashfs;
 pub mod state;
 pub mod sync;
 pub mod sys;

@@ -93,6 +93,8 @@ pub struct Record {
     /// Hooks later operations run: poststart (by `start`), poststop (by `delete`).
     pub poststart: Vec<crate::hooks::Hook>,
     pub poststop: Vec<crate::hooks::Hook>,
+    /// The FUSE server of a SquashFS root: its pid and start time.
+    pub server: Option<(Pid, u64)>,
 }
 
 impl Record {
@@ -107,6 +109,10 @@ impl Record {
             "created": self.created,
             "poststart": crate::hooks::to_json(&self.poststart),
             "poststop": crate::hooks::to_json(&self.poststop),
+            "server": self.server.map(|(pid, start)| serde_json::json!({
+                "pid": pid.as_raw(),
+                "startTime": start,
+            })),
         })
     }
 
@@ -132,6 +138,10 @@ impl Record {
                 .get("poststop")
                 .map(crate::hooks::from_json)
                 .unwrap_or_default(),
+            server: v.get("server").and_then(|s| {
+                let pid = i32::try_from(s.get("pid")?.as_i64()?).ok()?;
+                Some((Pid::from_raw(pid), s.get("startTime")?.as_u64()?))
+            }),
         })
     }
 
@@ -391,6 +401,8 @@ const CONFIG_FILE: &str = "config.json";
 const CGROUP_FILE: &str = "cgroup.json";
 /// Name of the control socket.
 pub const CTL_SOCKET: &str = "ctl";
+/// Where a SquashFS root is mounted (in the container's mount namespace).
+pub const ROOT_MOUNT: &str = "rootfs";
 
 impl Entry {
     /// The entry's directory fd.
@@ -639,6 +651,9 @@ impl Entry {
         ] {
             let _ = nix::unistd::unlinkat(&self.dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
+        // The mount point of a SquashFS root (mounted only in the
+        // container's mount namespace).
+        let _ = nix::unistd::unlinkat(&self.dir, ROOT_MOUNT, nix::unistd::UnlinkatFlags::RemoveDir);
         let _ = std::fs::remove_dir(&self.path);
     }
 }
@@ -765,12 +780,14 @@ mod tests {
             created: 1,
             poststart: Vec::new(),
             poststop: Vec::new(),
+            server: Some((Pid::from_raw(43), 8)),
         };
         let back = Record::from_json(&r.to_json()).unwrap();
         assert_eq!(
             (&back.id, back.pid, back.start_time, &back.annotations),
             (&r.id, r.pid, r.start_time, &r.annotations)
         );
+        assert_eq!(back.server, r.server);
         let s = r.oci_state(Status::Stopped);
         assert_eq!(s["status"], "stopped");
         assert!(s.get("pid").is_none());

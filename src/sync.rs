@@ -25,6 +25,9 @@ pub enum Msg {
     Go,
     /// container → start: this connection is the one that starts it.
     Accepted,
+    /// container → create: the `/dev/fuse` fd of a SquashFS root comes
+    /// with this message (see [`recv_with_fd`]).
+    Fd,
     /// container → hutch: a step failed; the text says which.
     Error(String),
 }
@@ -37,6 +40,7 @@ impl Msg {
             Msg::Recorded => vec![b'C'],
             Msg::Go => vec![b'G'],
             Msg::Accepted => vec![b'A'],
+            Msg::Fd => vec![b'F'],
             Msg::Error(text) => {
                 let mut v = vec![b'E'];
                 v.extend_from_slice(text.as_bytes());
@@ -53,6 +57,7 @@ impl Msg {
             b'C' => Msg::Recorded,
             b'G' => Msg::Go,
             b'A' => Msg::Accepted,
+            b'F' => Msg::Fd,
             b'E' => Msg::Error(String::from_utf8_lossy(rest).into_owned()),
             _ => return None,
         })
@@ -167,6 +172,40 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: impl AsFd, payload: &str) -> nix::Resul
     let iov = [std::io::IoSlice::new(payload.as_bytes())];
     socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)?;
     Ok(())
+}
+
+/// Receive one message and the fd that may come with it (`send_fd`).
+pub fn recv_with_fd(fd: BorrowedFd<'_>) -> nix::Result<(Option<Msg>, Option<OwnedFd>)> {
+    let mut buf = [0u8; 4096];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let got = match socket::recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => m,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECONNRESET) => return Ok((None, None)),
+            Err(e) => return Err(e),
+        };
+        let mut passed = None;
+        for c in got.cmsgs()? {
+            if let socket::ControlMessageOwned::ScmRights(fds) = c {
+                for raw in fds {
+                    let owned = crate::sys::adopt_received_fd(raw);
+                    passed.get_or_insert(owned);
+                }
+            }
+        }
+        let n = got.bytes;
+        if n == 0 {
+            return Ok((None, passed));
+        }
+        return Ok((Msg::decode(&buf[..n]), passed));
+    }
 }
 
 #[cfg(test)]

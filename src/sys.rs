@@ -506,3 +506,34 @@ pub fn set_mempolicy(mode: libc::c_int, nodemask: &[libc::c_ulong]) -> nix::Resu
     let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
     Errno::result(ret).map(drop)
 }
+
+/// `dup2(old, new)`: make fd `new` (not close-on-exec) a copy of `old`,
+/// for a child about to exec (the server of a SquashFS root). When both
+/// are the same fd, its close-on-exec flag is cleared instead.
+pub fn dup_to(old: RawFd, new: RawFd) -> nix::Result<()> {
+    if old == new {
+        // SAFETY: F_SETFD with an integer argument.
+        return Errno::result(unsafe { libc::fcntl(old, libc::F_SETFD, 0) }).map(drop);
+    }
+    // SAFETY: plain integer arguments; `new` is replaced, which the caller
+    // (a child about to exec) intends.
+    Errno::result(unsafe { libc::dup2(old, new) }).map(drop)
+}
+
+/// Own an fd the kernel has just installed in this process for an
+/// `SCM_RIGHTS` message (received with `recvmsg`).
+pub fn adopt_received_fd(raw: RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed `raw` for this message and nothing else
+    // refers to it yet; the caller takes it once.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
+/// `fcntl(fd, F_DUPFD_CLOEXEC, min)`: a close-on-exec copy of `fd` numbered
+/// `min` or above (clear of the fds a child is about to `dup_to`).
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> nix::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC with an integer argument.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    let new = Errno::result(ret)?;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}

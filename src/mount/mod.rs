@@ -8,6 +8,7 @@
 //! flags are applied last ([`Deferred`]), after every mount point exists.
 
 pub mod dev;
+pub mod fuse;
 pub mod idmap;
 pub mod resolve;
 

@@ -1,0 +1,77 @@
+//! A SquashFS root mounted with FUSE: the container process's part, at
+//! `create` (the server is `create`'s, see `squashfs.rs`).
+//!
+//! `/dev/fuse` must be opened in the user namespace that mounts it (the
+//! kernel refuses a connection opened in another), so the container
+//! process opens it, mounts it read-only on the root's mount point in the
+//! state entry, and sends the fd to `create`, which starts the server with
+//! it. Then it reads the root directory: that waits for the server's INIT
+//! answer, and fails (ENOTCONN) if the server gave up on the image.
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::Mode;
+
+use crate::error::{Error, Result};
+use crate::spec::Plan;
+use crate::sync;
+
+/// Mount the image of `plan` (if it has one) on `plan.rootfs` and see it
+/// served.
+pub fn mount_image(plan: &Plan, sync_fd: BorrowedFd<'_>) -> Result<()> {
+    let Some(image) = &plan.root_image else {
+        return Ok(());
+    };
+    let named = |what: String| Error::Container(format!("root.path `{}`: {what}", image.display()));
+    // Cut off from the host first: the mount must not propagate out.
+    super::set_root_propagation(MsFlags::MS_SLAVE | MsFlags::MS_REC)?;
+    let fuse = nix::fcntl::open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| {
+            named(format!(
+                "open /dev/fuse: {} (mounting a SquashFS image needs FUSE: /dev/fuse mode 0666 for plain users)",
+                e.desc()
+            ))
+        })?;
+    let data = format!(
+        "fd={},rootmode=40000,user_id={},group_id={},allow_other,default_permissions",
+        std::os::fd::AsRawFd::as_raw_fd(&fuse),
+        nix::unistd::geteuid(),
+        nix::unistd::getegid()
+    );
+    nix::mount::mount(
+        Some(image.as_path()),
+        &plan.rootfs,
+        Some("fuse.squashfuse"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
+        Some(data.as_str()),
+    )
+    .map_err(|e| {
+        named(format!(
+            "mount with FUSE on `{}`: {}",
+            plan.rootfs.display(),
+            e.desc()
+        ))
+    })?;
+    sync::send_fd(sync_fd, fuse.as_fd(), "F")
+        .map_err(|e| Error::call("send the FUSE fd to create", e))?;
+    // Only the server may hold the connection: when it exits, reads fail
+    // instead of waiting for an answer that cannot come.
+    drop(fuse);
+    let mut dir = nix::dir::Dir::open(
+        &plan.rootfs,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        named(format!(
+            "the SquashFS server did not serve it: {}",
+            e.desc()
+        ))
+    })?;
+    for entry in dir.iter() {
+        entry.map_err(|e| named(format!("read the root directory: {}", e.desc())))?;
+    }
+    Ok(())
+}
