@@ -8,7 +8,12 @@ cd "$(dirname "$0")/.."
 . integration/lib.sh
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
 
-ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev
+ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev \
+    squashfs-tools squashfuse
+# SquashFS roots (tests/squashfs.rs) mount with FUSE as the plain users too:
+# Debian's udev rule makes /dev/fuse 0666 on a real install; not here.
+[ -c /dev/fuse ] || die "no /dev/fuse: SquashFS roots need FUSE"
+chmod 666 /dev/fuse
 ensure_rust
 ensure_users
 

@@ -250,6 +250,7 @@ fn clone_container(
             .map_err(|e| Error::call("signal the container process", e))?;
         if let (Some(image), Some(program)) = (&plan.root_image, &plan.root_server) {
             server = Some(serve_image(parent_sock.as_fd(), program, image)?);
+            fault::point("create:served");
         }
         match sync::recv(parent_sock.as_fd()) {
             Ok(Some(Msg::Ready)) => {}

@@ -66,12 +66,17 @@ pub fn mount_image(plan: &Plan, sync_fd: BorrowedFd<'_>) -> Result<()> {
     )
     .map_err(|e| {
         named(format!(
-            "the SquashFS server did not serve it: {}",
+            "read the image's root directory: {} (a corrupt image?)",
             e.desc()
         ))
     })?;
     for entry in dir.iter() {
-        entry.map_err(|e| named(format!("read the root directory: {}", e.desc())))?;
+        entry.map_err(|e| {
+            named(format!(
+                "read the image's root directory: {} (a corrupt image?)",
+                e.desc()
+            ))
+        })?;
     }
     Ok(())
 }
