@@ -94,6 +94,7 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
     if let Some(program) = server {
         plan.rootfs = entry.path.join(state::ROOT_MOUNT);
         plan.root_server = Some(program);
+        plan.root_readonly = true;
     }
     match entry
         .save_config(&config_text)
@@ -113,12 +114,15 @@ fn make_root_mount(plan: &Plan, entry: &Entry) -> Result<()> {
     if plan.root_image.is_none() {
         return Ok(());
     }
-    nix::sys::stat::mkdirat(
-        entry.dir(),
-        state::ROOT_MOUNT,
-        nix::sys::stat::Mode::from_bits_truncate(0o700),
-    )
-    .map_err(|e| Error::sys("make the image mount point", &plan.rootfs, e))
+    for dir in [state::ROOT_MOUNT, state::ROOT_UPPER] {
+        nix::sys::stat::mkdirat(
+            entry.dir(),
+            dir,
+            nix::sys::stat::Mode::from_bits_truncate(0o700),
+        )
+        .map_err(|e| Error::sys("make the image mount point", entry.path.join(dir), e))?;
+    }
+    Ok(())
 }
 
 /// The part of `create` that can leave things behind: on error the caller

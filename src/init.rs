@@ -192,6 +192,7 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
 
     // The root, then the mounts in the order the config lists them (a
     // minimal /dev first when the config has none).
+    mount::fuse::writable_top(plan)?;
     let root = mount::bind_root(&plan.rootfs)?;
     if plan.minimal_dev {
         dev::mount_minimal(&root)?;

@@ -403,6 +403,8 @@ const CGROUP_FILE: &str = "cgroup.json";
 pub const CTL_SOCKET: &str = "ctl";
 /// Where a SquashFS root is mounted (in the container's mount namespace).
 pub const ROOT_MOUNT: &str = "rootfs";
+/// Where the tmpfs under the overlay on a SquashFS root is mounted.
+pub const ROOT_UPPER: &str = "rootfs.rw";
 
 impl Entry {
     /// The entry's directory fd.
@@ -653,7 +655,9 @@ impl Entry {
         }
         // The mount point of a SquashFS root (mounted only in the
         // container's mount namespace).
-        let _ = nix::unistd::unlinkat(&self.dir, ROOT_MOUNT, nix::unistd::UnlinkatFlags::RemoveDir);
+        for dir in [ROOT_MOUNT, ROOT_UPPER] {
+            let _ = nix::unistd::unlinkat(&self.dir, dir, nix::unistd::UnlinkatFlags::RemoveDir);
+        }
         let _ = std::fs::remove_dir(&self.path);
     }
 }

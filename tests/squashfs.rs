@@ -81,6 +81,8 @@ fn nothing_left(b: &Bundle) {
     assert_eq!(mounts_of(&img), Vec::<String>::new(), "mount left");
 }
 
+/// The config's mounts land on top of the image, on mount points it
+/// lacks too (`/srv/shared`: made in a tmpfs overlay, then read-only).
 #[test]
 fn run_sees_the_image_read_only_with_the_config_mounts_on_top() {
     let shared = tempdir("shared");
@@ -88,14 +90,14 @@ fn run_sees_the_image_read_only_with_the_config_mounts_on_top() {
     let mut b = image_bundle(&[
         "sh",
         "-c",
-        "cat /etc/msg /home/app/note; touch /x 2>&1; echo w > /tmp/w && cat /tmp/w; \
-         grep -c ' / fuse.squashfuse ro,' /proc/self/mounts",
+        "cat /etc/msg /srv/shared/note; touch /x /srv/y 2>&1; echo w > /tmp/w && cat /tmp/w; \
+         grep -c ' / overlay ro,' /proc/self/mounts",
     ]);
     b.edit(|c| {
         let mounts = c["mounts"].as_array_mut().unwrap();
         mounts.push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
         mounts.push(serde_json::json!({
-            "destination": "/home/app", "type": "bind",
+            "destination": "/srv/shared", "type": "bind",
             "source": shared.to_str().unwrap(), "options": ["rbind", "ro"]
         }));
     });
@@ -103,7 +105,8 @@ fn run_sees_the_image_read_only_with_the_config_mounts_on_top() {
     assert_ok(&out);
     assert_eq!(
         text(&out.stdout),
-        "from the image\nfrom the host\ntouch: /x: Read-only file system\nw\n1\n"
+        "from the image\nfrom the host\ntouch: /x: Read-only file system\n\
+         touch: /srv/y: Read-only file system\nw\n1\n"
     );
     nothing_left(&b);
     assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());

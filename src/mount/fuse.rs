@@ -80,3 +80,47 @@ pub fn mount_image(plan: &Plan, sync_fd: BorrowedFd<'_>) -> Result<()> {
     }
     Ok(())
 }
+
+/// On the start path, before the root is bound: stack an overlay on the
+/// image, with its upper layer on a tmpfs, so that the config's mount
+/// points missing from the image (Slurm's `/tmp/slurm`, a bind onto a new
+/// file) can be made. Nothing else is written there: the root turns
+/// read-only once every mount is made (`Plan::root_readonly` is set for
+/// an image), and the tmpfs goes with the mount namespace.
+pub fn writable_top(plan: &Plan) -> Result<()> {
+    let Some(image) = &plan.root_image else {
+        return Ok(());
+    };
+    let upper = plan.rootfs.with_file_name(crate::state::ROOT_UPPER);
+    nix::mount::mount(
+        Some("tmpfs"),
+        &upper,
+        Some("tmpfs"),
+        MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        Some("mode=0755,size=16m"),
+    )
+    .map_err(|e| Error::sys("mount the image's upper tmpfs on", &upper, e))?;
+    for d in ["upper", "work"] {
+        nix::unistd::mkdir(&upper.join(d), Mode::from_bits_truncate(0o755))
+            .map_err(|e| Error::sys("make", upper.join(d), e))?;
+    }
+    let (root, up) = (plan.rootfs.display(), upper.display());
+    if [root.to_string(), up.to_string()]
+        .iter()
+        .any(|p| p.contains([',', ':', '\\']))
+    {
+        return Err(Error::Container(format!(
+            "root.path `{}`: the state directory's path holds `,`, `:` or `\\`, which overlayfs options cannot carry",
+            image.display()
+        )));
+    }
+    let data = format!("lowerdir={root},upperdir={up}/upper,workdir={up}/work,userxattr");
+    nix::mount::mount(
+        Some("overlay"),
+        &plan.rootfs,
+        Some("overlay"),
+        MsFlags::MS_NODEV,
+        Some(data.as_str()),
+    )
+    .map_err(|e| Error::sys("mount an overlay on the image at", &plan.rootfs, e))
+}
