@@ -31,6 +31,7 @@
 #![deny(unsafe_code)]
 
 pub mod cgroup;
+pub mod chrunoci;
 pub mod cli;
 pub mod container;
 pub mod error;
