@@ -57,6 +57,14 @@ for who in tuser tsingle; do
     (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$bud_test" "$ci/hutch") || failed=1
 done
 
+# buildah set up as Charliecloud users have it, with hutch as ch-run-oci
+# (issue 14).
+cro_test="$PWD/integration/ch-run-oci.sh"
+for who in tuser tsingle; do
+    log "ch-run-oci under buildah as $who"
+    (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$cro_test" "$ci/hutch") || failed=1
+done
+
 # podman drives hutch through conmon, as each plain user (issue 7),
 # compared case by case with crun.
 podman_test="$PWD/integration/podman.sh"

@@ -82,6 +82,13 @@ pub fn translate(args: &[OsString], log_file: Option<OsString>, hang: Option<OsS
             }
         }
     }
+    // ch-run-oci's delete always succeeded, and buildah calls it last, with
+    // no --force, also for a container whose start it gave up on (still
+    // created): delete it whatever its state, as runc and crun delete a
+    // created one.
+    if op.as_deref() == Some("delete") {
+        out.push("--force".into());
+    }
     out.extend(rest.cloned());
     if log_file.is_some() {
         verbosity = verbosity.max(1);
@@ -187,5 +194,9 @@ mod tests {
             panic!()
         };
         assert_eq!(hang, None);
+        let Front::Run { args, .. } = translate(&os(&["-v", "delete", "x"]), None, None) else {
+            panic!()
+        };
+        assert_eq!(args, os(&["ch-run-oci", "delete", "--force", "x"]));
     }
 }

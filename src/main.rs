@@ -14,6 +14,7 @@ use hutch::spec::Host;
 fn main() -> ExitCode {
     let version = version();
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called_as = args.clone();
     // Installed or linked as ch-run-oci: its command line (chrunoci.rs).
     let (mut verbosity, mut hang) = (0, None);
     if args.first().is_some_and(|a| chrunoci::called_as(a)) {
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
         verbosity = verbosity.max(2);
     }
     let logging = hutch::log::init(cli.log.as_deref(), cli.log_format, verbosity);
-    tracing::info!("called as {args:?}");
+    tracing::info!("called as {called_as:?}");
     if let Some(op) = hang {
         chrunoci::hang(&op);
     }
