@@ -174,7 +174,7 @@ pub fn start_server(program: &Path, image: &Path, fuse: OwnedFd) -> Result<Serve
             .unwrap_or_default(),
     )
     .unwrap_or_default();
-    let argv = [name, c"-f".into(), img, c"/dev/fd/3".into()];
+    let argv = [name, c"-f".into(), c"-s".into(), img, c"/dev/fd/3".into()];
     let null = nix::fcntl::open(
         "/dev/null",
         OFlag::O_RDWR | OFlag::O_CLOEXEC,
