@@ -54,7 +54,7 @@ pub fn translate(args: &[OsString], log_file: Option<OsString>, hang: Option<OsS
     let mut rest = args.iter();
     let mut op = None;
     let mut value_next = false;
-    while let Some(a) = rest.next() {
+    for a in rest.by_ref() {
         let s = a.to_string_lossy();
         if std::mem::take(&mut value_next) {
             out.push(a.clone());
