@@ -71,6 +71,13 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
     // exit statuses 127 and 126 depend on it). (Not seen in an image, which
     // is mounted later.)
     crate::process::check_program(&plan)?;
+    // Real root without a user namespace mounts an image with the
+    // kernel's squashfs; anyone else through FUSE and a server.
+    plan.root_kernel = plan.root_image.is_some()
+        && g.host.euid == 0
+        && g.host.initial_userns
+        && matches!(plan.userns, UserNs::Inherit)
+        && Path::new("/dev/loop-control").exists();
     let server = plan
         .root_image
         .as_deref()
@@ -93,7 +100,7 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
     // entry, which is then the root the start path works on.
     if let Some(program) = server {
         plan.rootfs = entry.path.join(state::ROOT_MOUNT);
-        plan.root_server = Some(program);
+        plan.root_server = (!plan.root_kernel).then_some(program);
         plan.root_readonly = true;
     }
     match entry

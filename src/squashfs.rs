@@ -112,14 +112,18 @@ pub fn check(path: &Path) -> Result<()> {
 }
 
 /// What an image root needs besides a good image: a mount namespace of the
-/// container's own (the FUSE mount must go with the container), and a
-/// server program. Returns the server's path.
+/// container's own (the mount must go with the container), and, for
+/// FUSE, a server program. Returns the server's path (empty for the
+/// kernel's squashfs).
 pub fn check_plan(plan: &Plan, image: &Path) -> Result<PathBuf> {
     if plan.namespaces.mount != NsAction::New {
         return Err(Error::Config(format!(
             "root.path `{}` is a SquashFS image: the container needs a new mount namespace of its own",
             image.display()
         )));
+    }
+    if plan.root_kernel {
+        return Ok(PathBuf::new());
     }
     server_program().ok_or_else(|| {
         Error::Config(format!(

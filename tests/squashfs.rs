@@ -68,17 +68,39 @@ fn mounts_of(path: &Path) -> Vec<String> {
     out
 }
 
-/// Nothing of the image is left: no server, no mount. The server ends
-/// when the container's mount namespace does, so allow it a moment.
+/// Loop devices backed by `path` (real root's images go through the
+/// kernel's squashfs on one).
+fn loops_of(path: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        let backing =
+            std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
+        if backing.trim() == path.to_string_lossy() {
+            out.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+/// Real root without a user namespace (the tests' config) mounts an
+/// image with the kernel's squashfs; everyone else with FUSE.
+fn kernel_path() -> bool {
+    who() == Who::Root
+}
+
+/// Nothing of the image is left: no server, no mount, no loop device. The
+/// server ends (and the loop device is released) when the container's
+/// mount namespace does, so allow it a moment.
 #[track_caller]
 fn nothing_left(b: &Bundle) {
     let img = image(b);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !servers_of(&img).is_empty() && Instant::now() < deadline {
+    while !(servers_of(&img).is_empty() && loops_of(&img).is_empty()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(servers_of(&img), Vec::<i32>::new(), "server left");
     assert_eq!(mounts_of(&img), Vec::<String>::new(), "mount left");
+    assert_eq!(loops_of(&img), Vec::<String>::new(), "loop device left");
 }
 
 /// The config's mounts land on top of the image, on mount points it
@@ -128,8 +150,19 @@ fn create_start_delete_from_an_image() {
     let b = image_bundle(&["sh", "-c", "cat /etc/msg; exit 3"]);
     assert_ok(&b.create());
     assert_eq!(b.status(), "created");
-    // Served while the container exists, by a process outside it.
-    assert_eq!(servers_of(&image(&b)).len(), 1);
+    // Served while the container exists: by a process outside it, or for
+    // real root by the kernel, from a loop device.
+    if kernel_path() {
+        assert_eq!(
+            (servers_of(&image(&b)).len(), loops_of(&image(&b)).len()),
+            (0, 1)
+        );
+    } else {
+        assert_eq!(
+            (servers_of(&image(&b)).len(), loops_of(&image(&b)).len()),
+            (1, 0)
+        );
+    }
     assert_ok(&b.hutch(&["start", &b.id]));
     assert_eq!(wait_exit(b.pid()), 3);
     assert_eq!(
@@ -202,12 +235,18 @@ fn kill_hutch_at(b: &Bundle, point: &str, args: &[&str]) {
 #[test]
 fn sigkill_of_hutch_at_any_point_leaves_nothing() {
     become_subreaper();
-    for point in [
-        "create:cloned",
-        "create:served",
-        "create:ready",
-        "create:saved",
-    ] {
+    // (create:served: after the FUSE server starts; real root has none.)
+    let points: &[&str] = if kernel_path() {
+        &["create:cloned", "create:ready", "create:saved"]
+    } else {
+        &[
+            "create:cloned",
+            "create:served",
+            "create:ready",
+            "create:saved",
+        ]
+    };
+    for &point in points {
         let b = image_bundle(&["sleep", "1000"]);
         let dir = b.dir.to_str().unwrap().to_string();
         kill_hutch_at(&b, point, &["create", "--bundle", &dir, &b.id]);
@@ -271,8 +310,20 @@ fn truncated_and_corrupt_images_fail_create_naming_the_image() {
 #[test]
 fn an_unusable_dev_fuse_fails_create_naming_the_image() {
     // /dev/fuse replaced by /dev/null in a mount namespace hutch runs in
-    // (as root, or as root of a user namespace for a plain user).
-    let b = image_bundle(&["true"]);
+    // (as root, or as root of a user namespace for a plain user). Root's
+    // container gets a user namespace, which takes it through FUSE.
+    let mut b = image_bundle(&["true"]);
+    if uid() == 0 {
+        b.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            let map = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+        });
+    }
     let dir = b.dir.to_str().unwrap().to_string();
     let unshare = if uid() == 0 { "-m" } else { "-Urm" };
     let out = Command::new("unshare")
@@ -292,6 +343,44 @@ fn an_unusable_dev_fuse_fails_create_naming_the_image() {
         .unwrap();
     assert_one_line_error(&out, &format!("root.path `{}`", image(&b).display()));
     assert!(text(&out.stderr).contains("FUSE"), "{}", text(&out.stderr));
+    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+    nothing_left(&b);
+}
+
+/// Real root's images go through loop devices: without a usable
+/// /dev/loop-control, create fails naming the image. Plain users go
+/// through FUSE whatever /dev/loop-control is: their run works.
+#[test]
+fn no_usable_loop_control_fails_only_roots_create() {
+    let b = image_bundle(&["true"]);
+    let dir = b.dir.to_str().unwrap().to_string();
+    let unshare = if uid() == 0 { "-m" } else { "-Urm" };
+    let out = Command::new("unshare")
+        .args([
+            unshare,
+            "sh",
+            "-c",
+            "mount --bind /dev/null /dev/loop-control && exec \"$@\"",
+            "sh",
+        ])
+        .arg(hutch_bin())
+        .arg("--root")
+        .arg(b.state_dir())
+        .args(["run", "--bundle", &dir, &b.id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if kernel_path() {
+        assert_one_line_error(
+            &out,
+            &format!(
+                "root.path `{}`: find a free loop device",
+                image(&b).display()
+            ),
+        );
+    } else {
+        assert_ok(&out);
+    }
     assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
     nothing_left(&b);
 }

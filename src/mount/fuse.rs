@@ -27,12 +27,40 @@ pub fn mount_image(plan: &Plan, sync_fd: BorrowedFd<'_>) -> Result<()> {
     let named = |what: String| Error::Container(format!("root.path `{}`: {what}", image.display()));
     // Cut off from the host first: the mount must not propagate out.
     super::set_root_propagation(MsFlags::MS_SLAVE | MsFlags::MS_REC)?;
+    if plan.root_kernel {
+        mount_loop(plan, image).map_err(|(step, e)| named(format!("{step}: {}", e.desc())))?;
+    } else {
+        mount_fuse(plan, sync_fd).map_err(named)?;
+    }
+    // Served? (With FUSE this waits for the server's INIT answer.)
+    let unreadable = |e: nix::errno::Errno| {
+        named(format!(
+            "read the image's root directory: {} (a corrupt image?)",
+            e.desc()
+        ))
+    };
+    let mut dir = nix::dir::Dir::open(
+        &plan.rootfs,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(unreadable)?;
+    for entry in dir.iter() {
+        entry.map_err(unreadable)?;
+    }
+    Ok(())
+}
+
+/// Open `/dev/fuse`, mount it on the root's mount point and send the fd to
+/// `create`; the error is what to say after the image's name.
+fn mount_fuse(plan: &Plan, sync_fd: BorrowedFd<'_>) -> std::result::Result<(), String> {
+    let image = plan.root_image.as_deref().unwrap_or(plan.rootfs.as_path());
     let fuse = nix::fcntl::open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| {
-            named(format!(
+            format!(
                 "open /dev/fuse: {} (mounting a SquashFS image needs FUSE: /dev/fuse mode 0666 for plain users)",
                 e.desc()
-            ))
+            )
         })?;
     let data = format!(
         "fd={},rootmode=40000,user_id={},group_id={},allow_other,default_permissions",
@@ -41,43 +69,73 @@ pub fn mount_image(plan: &Plan, sync_fd: BorrowedFd<'_>) -> Result<()> {
         nix::unistd::getegid()
     );
     nix::mount::mount(
-        Some(image.as_path()),
+        Some(image),
         &plan.rootfs,
         Some("fuse.squashfuse"),
         MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
         Some(data.as_str()),
     )
     .map_err(|e| {
-        named(format!(
+        format!(
             "mount with FUSE on `{}`: {}",
             plan.rootfs.display(),
             e.desc()
-        ))
+        )
     })?;
     sync::send_fd(sync_fd, fuse.as_fd(), "F")
-        .map_err(|e| Error::call("send the FUSE fd to create", e))?;
+        .map_err(|e| format!("send the FUSE fd to create: {}", e.desc()))?;
     // Only the server may hold the connection: when it exits, reads fail
     // instead of waiting for an answer that cannot come.
     drop(fuse);
-    let mut dir = nix::dir::Dir::open(
-        &plan.rootfs,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+    Ok(())
+}
+
+/// Real root (no user namespace): the kernel's squashfs on a loop device
+/// that the kernel detaches once the mount, which goes with the
+/// container's mount namespace, is gone. No server.
+fn mount_loop(
+    plan: &Plan,
+    image: &std::path::Path,
+) -> std::result::Result<(), (&'static str, nix::errno::Errno)> {
+    let backing = nix::fcntl::open(image, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| ("open", e))?;
+    let control = nix::fcntl::open(
+        "/dev/loop-control",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| {
-        named(format!(
-            "read the image's root directory: {} (a corrupt image?)",
-            e.desc()
-        ))
-    })?;
-    for entry in dir.iter() {
-        entry.map_err(|e| {
-            named(format!(
-                "read the image's root directory: {} (a corrupt image?)",
-                e.desc()
-            ))
-        })?;
-    }
+    .map_err(|e| ("open /dev/loop-control", e))?;
+    // Another process may take the free device first: try again.
+    let mut tries = 0;
+    let dev_path = loop {
+        let n = crate::sys::loop_get_free(control.as_fd())
+            .map_err(|e| ("find a free loop device", e))?;
+        let path = format!("/dev/loop{n}");
+        let dev = nix::fcntl::open(
+            path.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ("open the loop device", e))?;
+        match crate::sys::loop_configure(dev.as_fd(), backing.as_fd()) {
+            Ok(()) => {
+                // Mounted while this fd holds the device; AUTOCLEAR then
+                // waits for the mount to go.
+                nix::mount::mount(
+                    Some(path.as_str()),
+                    &plan.rootfs,
+                    Some("squashfs"),
+                    MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
+                    None::<&str>,
+                )
+                .map_err(|e| ("mount with the kernel's squashfs", e))?;
+                break path;
+            }
+            Err(nix::errno::Errno::EBUSY) if tries < 10 => tries += 1,
+            Err(e) => return Err(("configure the loop device", e)),
+        }
+    };
+    tracing::debug!("image on {dev_path}");
     Ok(())
 }
 

@@ -45,6 +45,9 @@ pub struct Plan {
     pub root_image: Option<PathBuf>,
     /// The program that serves it (set by `create`).
     pub root_server: Option<PathBuf>,
+    /// The image goes through the kernel's squashfs and a loop device
+    /// (real root without a user namespace; set by `create`).
+    pub root_kernel: bool,
     /// Propagation of the container's mounts (`MS_SLAVE|MS_REC` by default).
     pub rootfs_propagation: MsFlags,
     pub mounts: Vec<MountPlan>,
@@ -200,6 +203,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         root_readonly,
         root_image,
         root_server: None,
+        root_kernel: false,
         rootfs_propagation,
         mounts,
         minimal_dev,
