@@ -10,7 +10,8 @@
 #   read    a BIG_MB (64) MiB file of the host's shared libraries read with
 #           `cat >/dev/null` from a fresh mount each round: the kernel's
 #           squashfs through a loop device (root), the same image through
-#           `hutch run` as root and as tuser (FUSE, squashfuse_ll); the time
+#           `hutch run` as root (kernel squashfs on a loop device) and as
+#           tuser (FUSE, squashfuse_ll), squashfuse_ll alone; the time
 #           of a `hutch run` of /bin/true from that image is subtracted
 # Writes bench/squashfs.md and bench/squashfs.json (OUT=bench).
 # Knobs: ROUNDS=20 READ_ROUNDS=5 BIG_MB=64 HUTCH=path (default: the release
@@ -124,7 +125,7 @@ for r in range(read_rounds):
         warm()
         base = run(b, user=as_u)
         full = run(b, ["/bin/sh", "-c", "cat /big >/dev/null"], user=as_u)
-        add(f"read hutch FUSE ({who})", full - base)
+        add(f"read hutch ({who}{', kernel squashfs' if who == 'root' else ', FUSE'})", full - base)
     warm()
     subprocess.run(["squashfuse_ll", "-s", f"{W}/big.sqfs", f"{W}/mnt"], check=True)
     t = time.perf_counter()
@@ -144,7 +145,7 @@ for t in ("busybox", "debian"):
 lines += ["", f"## reading a {size >> 20} MiB file (fresh mount each round)", "",
           "| way | time | MB/s | / kernel |", "| --- | --- | --- | --- |"]
 k = med["read kernel squashfs (root)"]
-for name in ("read kernel squashfs (root)", "read hutch FUSE (root)", f"read hutch FUSE ({user})", "read squashfuse_ll -s alone (root)"):
+for name in ("read kernel squashfs (root)", "read hutch (root, kernel squashfs)", f"read hutch ({user}, FUSE)", "read squashfuse_ll -s alone (root)"):
     v = med[name]
     lines.append(f"| {name[5:]} | {v*1e3:.0f} ms | {size/1e6/v:.0f} | {k/v:.2f} |")
 lines += ["", f"load average at the end: {open('/proc/loadavg').read().split()[0]}", "",
