@@ -309,13 +309,13 @@ asu 60 srun -J cancelimg --container="$BI" /bin/sleep 1002 >"$W/cancel.out" 2>&1
 bg=$!
 for _ in $(seq 80); do pgrep -u $U -f '^/bin/sleep 1002$' >/dev/null && break; sleep 0.25; done
 j=$(job_of cancelimg)
-if [ -n "$j" ] && pgrep -u $U -f "squashfuse_ll -f $BI/rootfs" >/dev/null; then
+if [ -n "$j" ] && pgrep -u $U -f "squashfuse_ll .*$BI/rootfs" >/dev/null; then
     scancel "$j"
     wait "$bg"
     wait_gone "$j"
     check "scancel, SquashFS root: no runtime or container process, no state entry" leftovers "$j" 1002
     check "scancel, SquashFS root: no squashfuse_ll left" \
-        sh -c "for p in \$(pgrep -u $U -f 'squashfuse_ll -f $BI/rootfs'); do [ \"\$(cut -d' ' -f3 /proc/\$p/stat)\" = Z ] || exit 1; done"
+        sh -c "for p in \$(pgrep -u $U -f 'squashfuse_ll .*$BI/rootfs'); do [ \"\$(cut -d' ' -f3 /proc/\$p/stat)\" = Z ] || exit 1; done"
 else
     bad "scancel, SquashFS root: the job did not start, or no squashfuse_ll served it"; show "$W/cancel.out"; wait "$bg"
 fi
