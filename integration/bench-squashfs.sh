@@ -3,7 +3,7 @@
 # one run. A benchmark, not a test: it prints figures and asserts nothing.
 #
 # As root. Measures, round by round, each variant in turn:
-#   start   `hutch run` of /bin/true as tuser, root from a directory tree
+#   start   `hutch run` of /bin/true as tuser (and as root), root from a directory tree
 #           and from a SquashFS image of the same tree (mksquashfs
 #           defaults: gzip, 128 KiB blocks), for a busybox tree and a
 #           Debian bookworm minbase tree (integration/lib.sh debian_rootfs)
@@ -108,6 +108,9 @@ for r in range(rounds + 2):
         for kind in ("tree", "image"):
             dt = run(f"{W}/b-{t}-{kind}")
             if r >= 2: add(f"start {t} {kind}", dt)
+            # Real root, no user namespace: the image on the kernel's squashfs.
+            dt = run(f"{W}/b-{t}-{kind}-root", user=False)
+            if r >= 2: add(f"start root {t} {kind}", dt)
 # read: fresh mounts each round, every way in turn.
 size = os.path.getsize(f"{W}/big/big")
 def warm():
@@ -141,6 +144,11 @@ lines = ["# SquashFS roots", "",
          "| tree | from the directory | from the image | image/directory |", "| --- | --- | --- | --- |"]
 for t in ("busybox", "debian"):
     a, b = med[f"start {t} tree"], med[f"start {t} image"]
+    lines.append(f"| {t} | {a*1e3:.2f} ms | {b*1e3:.2f} ms | {b/a:.2f} |")
+lines += ["", "## `hutch run` of /bin/true as root (no user namespace: the image on the kernel's squashfs)", "",
+          "| tree | from the directory | from the image | image/directory |", "| --- | --- | --- | --- |"]
+for t in ("busybox", "debian"):
+    a, b = med[f"start root {t} tree"], med[f"start root {t} image"]
     lines.append(f"| {t} | {a*1e3:.2f} ms | {b*1e3:.2f} ms | {b/a:.2f} |")
 lines += ["", f"## reading a {size >> 20} MiB file (fresh mount each round)", "",
           "| way | time | MB/s | / kernel |", "| --- | --- | --- | --- |"]
