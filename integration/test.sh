@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . integration/lib.sh
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
 
-ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev \
+ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev keyutils python3 \
     squashfs-tools squashfuse
 # SquashFS roots (tests/squashfs.rs) mount with FUSE as the plain users too:
 # Debian's udev rule makes /dev/fuse 0666 on a real install; not here.
@@ -73,9 +73,24 @@ for who in tuser tsingle; do
     (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$podman_test" "$ci/hutch") || failed=1
 done
 
+# What the container sees, side by side with crun (issue 11), for the
+# same configs, as each user; crun_ready lets crun run on a hybrid host.
+diff_test="$PWD/integration/differential.sh"
+for who in root tuser tsingle; do
+    log "differential against crun as $who"
+    if [ "$who" = root ]; then (cd "$ci" && crun_ready "$diff_test" "$ci/hutch") || failed=1
+    else (cd "$ci" && crun_ready in_cgroup "${cg[$who]}" as "$who" "$diff_test" "$ci/hutch") || failed=1; fi
+done
+
 # Slurm: a one-node cluster, srun/sbatch --container as tuser (run as root).
 log "Slurm integration"
 integration/slurm.sh "$ci/hutch" || failed=1
+
+# MPI through Slurm (issue 14): two Slurm nodes in network namespaces of
+# their own, an Open MPI job with a rank on each, in hutch containers
+# (srun hutch-task) against bare srun, as tuser (run as root).
+log "MPI integration"
+integration/mpi.sh "$ci/hutch" || failed=1
 
 # Real limits: on this hybrid host cgroup v2 holds few controllers or
 # none (hugetlb on a fresh machine; bench.sh moves it to v1 for crun), so

@@ -75,7 +75,7 @@ pub struct CreateArgs {
     #[arg(long, value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
 
-    /// Accepted; hutch never creates a session keyring
+    /// Keep the caller's session keyring (by default the container gets a new one, named after its id)
     #[arg(long)]
     pub no_new_keyring: bool,
 

@@ -42,6 +42,7 @@ pub mod feature_table;
 pub mod features;
 pub mod hooks;
 pub mod init;
+pub mod input;
 pub mod log;
 pub mod mount;
 pub mod netlink;

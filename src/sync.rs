@@ -89,6 +89,37 @@ pub fn send(fd: BorrowedFd<'_>, msg: &Msg) -> nix::Result<()> {
     }
 }
 
+/// Send one message with `fd` attached (`SCM_RIGHTS`): the container
+/// process hands `create` the pty master of its terminal with `Ready`.
+pub fn send_with_fd(sock: BorrowedFd<'_>, msg: &Msg, fd: BorrowedFd<'_>) -> nix::Result<()> {
+    let bytes = msg.encode();
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(&bytes)];
+    loop {
+        match socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Receive one message and the fd attached to it, if any; `Ok(None)` at
+/// EOF. Received fds are close-on-exec.
+pub fn recv_with_fd(fd: BorrowedFd<'_>) -> nix::Result<Option<(Msg, Option<OwnedFd>)>> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match crate::sys::recv_with_fd(fd, &mut buf) {
+            Ok((0, _)) => return Ok(None),
+            Ok((n, received)) => return Ok(Msg::decode(&buf[..n]).map(|m| (m, received))),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECONNRESET) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Receive one message; `Ok(None)` at EOF (the other side exited or exec'd).
 pub fn recv(fd: BorrowedFd<'_>) -> nix::Result<Option<Msg>> {
     let mut buf = [0u8; 4096];
@@ -172,40 +203,6 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: impl AsFd, payload: &str) -> nix::Resul
     let iov = [std::io::IoSlice::new(payload.as_bytes())];
     socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)?;
     Ok(())
-}
-
-/// Receive one message and the fd that may come with it (`send_fd`).
-pub fn recv_with_fd(fd: BorrowedFd<'_>) -> nix::Result<(Option<Msg>, Option<OwnedFd>)> {
-    let mut buf = [0u8; 4096];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    loop {
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let got = match socket::recvmsg::<()>(
-            fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(m) => m,
-            Err(Errno::EINTR) => continue,
-            Err(Errno::ECONNRESET) => return Ok((None, None)),
-            Err(e) => return Err(e),
-        };
-        let mut passed = None;
-        for c in got.cmsgs()? {
-            if let socket::ControlMessageOwned::ScmRights(fds) = c {
-                for raw in fds {
-                    let owned = crate::sys::adopt_received_fd(raw);
-                    passed.get_or_insert(owned);
-                }
-            }
-        }
-        let n = got.bytes;
-        if n == 0 {
-            return Ok((None, passed));
-        }
-        return Ok((Msg::decode(&buf[..n]), passed));
-    }
 }
 
 #[cfg(test)]

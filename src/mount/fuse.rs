@@ -82,7 +82,7 @@ fn mount_fuse(plan: &Plan, sync_fd: BorrowedFd<'_>) -> std::result::Result<(), S
             e.desc()
         )
     })?;
-    sync::send_fd(sync_fd, fuse.as_fd(), "F")
+    sync::send_with_fd(sync_fd, &sync::Msg::Fd, fuse.as_fd())
         .map_err(|e| format!("send the FUSE fd to create: {}", e.desc()))?;
     // Only the server may hold the connection: when it exits, reads fail
     // instead of waiting for an answer that cannot come.
