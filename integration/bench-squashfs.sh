@@ -74,7 +74,8 @@ install -d -m 1777 "$W/state"
 mkdir -p "$W/mnt"
 
 log "measuring: $ROUNDS rounds of start, $READ_ROUNDS of read"
-/usr/bin/python3 - "$W" "$U" "$ROUNDS" "$READ_ROUNDS" "$BIG_MB" "$repo/$OUT" <<'EOF'
+case $OUT in /*) ;; *) OUT="$repo/$OUT" ;; esac
+/usr/bin/python3 - "$W" "$U" "$ROUNDS" "$READ_ROUNDS" "$BIG_MB" "$OUT" <<'EOF'
 import json, os, pwd, statistics, subprocess, sys, time
 W, user, rounds, read_rounds, big_mb, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 pw = pwd.getpwnam(user)
