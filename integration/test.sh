@@ -9,7 +9,11 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
 
 ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev \
-    keyutils python3 dbus-daemon
+    keyutils python3 dbus-daemon squashfs-tools squashfuse
+# SquashFS roots (tests/squashfs.rs) mount with FUSE as the plain users too:
+# Debian's udev rule makes /dev/fuse 0666 on a real install; not here.
+[ -c /dev/fuse ] || die "no /dev/fuse: SquashFS roots need FUSE"
+chmod 666 /dev/fuse
 ensure_rust
 ensure_users
 
@@ -51,6 +55,14 @@ bud_test="$PWD/integration/buildah.sh"
 for who in tuser tsingle; do
     log "buildah integration as $who"
     (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$bud_test" "$ci/hutch") || failed=1
+done
+
+# buildah set up as Charliecloud users have it, with hutch as ch-run-oci
+# (issue 14).
+cro_test="$PWD/integration/ch-run-oci.sh"
+for who in tuser tsingle; do
+    log "ch-run-oci under buildah as $who"
+    (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$cro_test" "$ci/hutch") || failed=1
 done
 
 # podman drives hutch through conmon, as each plain user (issue 7),

@@ -18,6 +18,7 @@ use crate::hooks;
 use crate::init::{self, InitArgs};
 use crate::ns::{self, idmap};
 use crate::spec::{self, Host, Plan, UserNs};
+use crate::squashfs;
 use crate::state::{self, check_id, Entry, Record, StateRoot, Status, CTL_SOCKET};
 use crate::sync::{self, Msg};
 use crate::sys::{self, Forked};
@@ -68,11 +69,24 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
             )));
         }
     }
-    let (plan, config_text) = spec::load(&opts.bundle, g.host)?;
+    let (mut plan, config_text) = spec::load(&opts.bundle, g.host)?;
     crate::exe::protect(&plan, g.host)?;
     // A missing program fails `create`, as with runc and crun (podman's
-    // exit statuses 127 and 126 depend on it).
+    // exit statuses 127 and 126 depend on it). (Not seen in an image, which
+    // is mounted later.)
     crate::process::check_program(&plan)?;
+    // Real root without a user namespace mounts an image with the
+    // kernel's squashfs; anyone else through FUSE and a server.
+    plan.root_kernel = plan.root_image.is_some()
+        && g.host.euid == 0
+        && g.host.initial_userns
+        && matches!(plan.userns, UserNs::Inherit)
+        && Path::new("/dev/loop-control").exists();
+    let server = plan
+        .root_image
+        .as_deref()
+        .map(|image| squashfs::check_plan(&plan, image))
+        .transpose()?;
     let pid_file = opts
         .pid_file
         .as_deref()
@@ -87,8 +101,16 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
     root.collect_dead();
     let entry = root.reserve(id)?;
     fault::point("create:reserved");
+    // An image is mounted by the container process on a directory of the
+    // entry, which is then the root the start path works on.
+    if let Some(program) = server {
+        plan.rootfs = entry.path.join(state::ROOT_MOUNT);
+        plan.root_server = (!plan.root_kernel).then_some(program);
+        plan.root_readonly = true;
+    }
     match entry
         .save_config(&config_text)
+        .and_then(|()| make_root_mount(&plan, &entry))
         .and_then(|()| spawn_in(g, id, opts, &plan, &entry, pid_file.as_ref()))
     {
         Ok(record) => Ok(Spawned { entry, record }),
@@ -97,6 +119,22 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
             Err(e)
         }
     }
+}
+
+/// The mount point of an image root, in the entry.
+fn make_root_mount(plan: &Plan, entry: &Entry) -> Result<()> {
+    if plan.root_image.is_none() {
+        return Ok(());
+    }
+    for dir in [state::ROOT_MOUNT, state::ROOT_UPPER] {
+        nix::sys::stat::mkdirat(
+            entry.dir(),
+            dir,
+            nix::sys::stat::Mode::from_bits_truncate(0o700),
+        )
+        .map_err(|e| Error::sys("make the image mount point", entry.path.join(dir), e))?;
+    }
+    Ok(())
 }
 
 /// The part of `create` that can leave things behind: on error the caller
@@ -233,6 +271,7 @@ fn clone_container(
     drop((child_sock, listener, entry_dir, idmapped));
     fault::point("create:cloned");
 
+    let mut server: Option<squashfs::Server> = None;
     let mut finish = || -> Result<Record> {
         // Into the cgroups the clone did not place it in (cgroup v1, a
         // systemd scope), before it runs anything: it waits for the maps,
@@ -262,13 +301,25 @@ fn clone_container(
         }
         sync::send(parent_sock.as_fd(), &Msg::MapsWritten)
             .map_err(|e| Error::call("signal the container process", e))?;
+        if let (Some(image), Some(program)) = (&plan.root_image, &plan.root_server) {
+            server = Some(serve_image(parent_sock.as_fd(), program, image)?);
+            fault::point("create:served");
+        }
         match sync::recv_with_fd(parent_sock.as_fd()) {
             Ok(Some((Msg::Ready, master))) => {
                 if let Some(sock) = &console {
                     send_console(sock, master, opts, id)?;
                 }
             }
-            Ok(Some((Msg::Error(text), _))) => return Err(Error::Container(text)),
+            Ok(Some((Msg::Error(text), _))) => {
+                // The server's own reason, when it gave up on the image.
+                return Err(Error::Container(
+                    match server.take().map(squashfs::Server::stop) {
+                        Some(why) if !why.is_empty() => format!("{text} ({why})"),
+                        _ => text,
+                    },
+                ));
+            }
             Ok(_) => {
                 return Err(Error::Container(
                     "the container process exited during create".into(),
@@ -290,6 +341,9 @@ fn clone_container(
             created: state::now(),
             poststart: plan.hooks.poststart.clone(),
             poststop: plan.hooks.poststop.clone(),
+            server: server
+                .as_ref()
+                .and_then(|s| Some((s.pid, state::proc_stat(s.pid)?.start_time))),
         };
         // prestart and createRuntime: the container exists, the program
         // does not run yet; a failure undoes the create.
@@ -307,10 +361,30 @@ fn clone_container(
             .map_err(|e| Error::call("signal the container process", e))?;
         Ok(record)
     };
-    finish().inspect_err(|_| {
+    let finished = finish();
+    if finished.is_err() {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
-    })
+    }
+    match (server, &finished) {
+        (Some(s), Ok(_)) => drop(s.detach()),
+        (Some(s), Err(_)) => drop(s.stop()),
+        (None, _) => {}
+    }
+    finished
+}
+
+/// Take the `/dev/fuse` fd the container process mounted the image with,
+/// and start the server on it.
+fn serve_image(sock: BorrowedFd<'_>, program: &Path, image: &Path) -> Result<squashfs::Server> {
+    match sync::recv_with_fd(sock) {
+        Ok(Some((Msg::Fd, Some(fuse)))) => squashfs::start_server(program, image, fuse),
+        Ok(Some((Msg::Error(text), _))) => Err(Error::Container(text)),
+        Ok(_) => Err(Error::Container(
+            "the container process exited during create".into(),
+        )),
+        Err(e) => Err(Error::call("wait for the container process", e)),
+    }
 }
 
 /// Whether this process's user namespace lets `setgroups` be called (it
@@ -618,11 +692,20 @@ fn delete_one(g: &Globals, id: &str, force: bool) -> Result<()> {
     if status != Status::Stopped {
         stop(&record)?;
     }
+    server_gone(&record);
     fault::point("delete:stopped");
     entry.lock_wait()?;
     entry.remove();
     poststop(&record);
     Ok(())
+}
+
+/// Once the container is gone, wait (briefly) for the server of its
+/// SquashFS root, which ends when the container's mount namespace does.
+fn server_gone(record: &Record) {
+    if let Some((pid, start_time)) = record.server {
+        squashfs::wait_gone(pid, start_time, Duration::from_secs(3));
+    }
 }
 
 /// SIGKILL the container and wait (up to 10 s) until its process is gone.
@@ -675,6 +758,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
     if let Err(e) = release(&entry, &record).and_then(|()| poststart(&record)) {
         let _ = nix::sys::signal::kill(record.pid, Signal::SIGKILL);
         let _ = waitpid(record.pid, None);
+        server_gone(&record);
         entry.remove();
         return Err(e);
     }
@@ -682,6 +766,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
         return Ok(0);
     }
     let status = wait_forwarding(record.pid, &blocked);
+    server_gone(&record);
     if !keep {
         entry.remove();
         poststop(&record);

@@ -28,7 +28,7 @@ use Support::{Error as Err_, Ignored, Works};
 /// Every OCI feature hutch knows about, in spec order.
 pub static TABLE: &[Feature] = &[
     Feature { key: "ociVersion", support: Works, note: "1.0.0 through 1.3.x; any other version is an error naming it" },
-    Feature { key: "root.path", support: Works, note: "absolute or relative to the bundle; must be an existing directory" },
+    Feature { key: "root.path", support: Works, note: "absolute or relative to the bundle; an existing directory, or a SquashFS image file (recognised by content, whatever its name): its superblock is checked at create, then it is mounted read-only in the container's mount namespace, with FUSE served by squashfuse_ll outside the container (for real root without a user namespace: the kernel's squashfs on an autoclear loop device), under an overlay whose tmpfs upper layer takes the mount points the image lacks; nothing of it outlives the container" },
     Feature { key: "root.readonly", support: Works, note: "the root is remounted read-only after all mounts, keeping locked flags" },
     Feature { key: "mounts", support: Works, note: "mounted in listed order; destinations resolved inside the root without following symlinks out of it, created when missing" },
     Feature { key: "mounts.bind", support: Works, note: "bind and rbind, files and directories, with ro, nosuid, nodev, noexec, atime flags and propagation; a filesystem option (mode=, bogus=1) is an error at create naming it" },

@@ -86,6 +86,7 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
     // the caller gets its master when `create` returns.
     let prepared = wait_for_maps(sync.as_fd())
         .and_then(|()| crate::ns::join_mount(plan))
+        .and_then(|()| mount::fuse::mount_image(plan, sync.as_fd()))
         .and_then(|()| crate::ns::new_cgroup_namespace(plan))
         .and_then(|()| loopback(plan))
         .and_then(|()| process::set_memory_policy(plan.memory_policy.as_ref()))
@@ -228,6 +229,7 @@ fn start_path(
 
     // The root, then the mounts in the order the config lists them (a
     // minimal /dev first when the config has none).
+    mount::fuse::writable_top(plan)?;
     let root = mount::bind_root(&plan.rootfs)?;
     if plan.minimal_dev {
         dev::mount_minimal(

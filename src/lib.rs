@@ -33,6 +33,7 @@
 #![deny(unsafe_code)]
 
 pub mod cgroup;
+pub mod chrunoci;
 pub mod cli;
 pub mod container;
 pub mod dbus;
@@ -54,6 +55,7 @@ pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod specgen;
+pub mod squashfs;
 pub mod state;
 pub mod sync;
 pub mod sys;

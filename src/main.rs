@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
+use hutch::chrunoci::{self, Front};
 use hutch::cli::{Cli, Command, CreateArgs, Shell};
 use hutch::container::{self, CreateOptions, Globals};
 use hutch::error::{Error, Result};
@@ -12,15 +13,54 @@ use hutch::spec::Host;
 
 fn main() -> ExitCode {
     let version = version();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called_as = args.clone();
+    // Installed or linked as ch-run-oci: its command line (chrunoci.rs).
+    let (mut verbosity, mut hang) = (0, None);
+    if args.first().is_some_and(|a| chrunoci::called_as(a)) {
+        match chrunoci::translate(
+            &args[1..],
+            std::env::var_os("CH_LOG_FILE"),
+            std::env::var_os("CH_RUN_OCI_HANG"),
+        ) {
+            Front::Usage => {
+                eprint!("{}", chrunoci::USAGE);
+                return ExitCode::from(1);
+            }
+            Front::Version => {
+                println!("ch-run-oci: hutch {version}");
+                return ExitCode::SUCCESS;
+            }
+            Front::Run {
+                args: translated,
+                verbosity: v,
+                log_file,
+                hang: h,
+            } => {
+                args = translated;
+                if let Some(f) = log_file.filter(|_| !args.iter().any(|a| a == "--log")) {
+                    args.splice(1..1, [std::ffi::OsString::from("--log"), f]);
+                }
+                (verbosity, hang) = (v, h);
+            }
+        }
+    }
     let matches = Cli::command()
         .version(version.clone())
         .long_version(version)
-        .get_matches();
+        .get_matches_from(&args);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let logging = hutch::log::init(cli.log.as_deref(), cli.log_format, cli.debug);
+    if cli.debug {
+        verbosity = verbosity.max(2);
+    }
+    let logging = hutch::log::init(cli.log.as_deref(), cli.log_format, verbosity);
+    tracing::info!("called as {called_as:?}");
+    if let Some(op) = hang {
+        chrunoci::hang(&op);
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

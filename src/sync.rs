@@ -25,6 +25,9 @@ pub enum Msg {
     Go,
     /// container → start: this connection is the one that starts it.
     Accepted,
+    /// container → create: the `/dev/fuse` fd of a SquashFS root comes
+    /// with this message (see [`recv_with_fd`]).
+    Fd,
     /// container → hutch: a step failed; the text says which.
     Error(String),
 }
@@ -37,6 +40,7 @@ impl Msg {
             Msg::Recorded => vec![b'C'],
             Msg::Go => vec![b'G'],
             Msg::Accepted => vec![b'A'],
+            Msg::Fd => vec![b'F'],
             Msg::Error(text) => {
                 let mut v = vec![b'E'];
                 v.extend_from_slice(text.as_bytes());
@@ -53,6 +57,7 @@ impl Msg {
             b'C' => Msg::Recorded,
             b'G' => Msg::Go,
             b'A' => Msg::Accepted,
+            b'F' => Msg::Fd,
             b'E' => Msg::Error(String::from_utf8_lossy(rest).into_owned()),
             _ => return None,
         })

@@ -727,3 +727,98 @@ pub fn bpf_attach_device_program(prog: BorrowedFd<'_>, cgroup: BorrowedFd<'_>) -
     };
     Errno::result(r).map(drop)
 }
+
+/// `dup2(old, new)`: make fd `new` (not close-on-exec) a copy of `old`,
+/// for a child about to exec (the server of a SquashFS root). When both
+/// are the same fd, its close-on-exec flag is cleared instead.
+pub fn dup_to(old: RawFd, new: RawFd) -> nix::Result<()> {
+    if old == new {
+        // SAFETY: F_SETFD with an integer argument.
+        return Errno::result(unsafe { libc::fcntl(old, libc::F_SETFD, 0) }).map(drop);
+    }
+    // SAFETY: plain integer arguments; `new` is replaced, which the caller
+    // (a child about to exec) intends.
+    Errno::result(unsafe { libc::dup2(old, new) }).map(drop)
+}
+
+/// `fcntl(fd, F_DUPFD_CLOEXEC, min)`: a close-on-exec copy of `fd` numbered
+/// `min` or above (clear of the fds a child is about to `dup_to`).
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> nix::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC with an integer argument.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    let new = Errno::result(ret)?;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// `ioctl(loop_control, LOOP_CTL_GET_FREE)`: the number of a free loop
+/// device (made if need be).
+pub fn loop_get_free(control: BorrowedFd<'_>) -> nix::Result<u32> {
+    const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+    // SAFETY: LOOP_CTL_GET_FREE takes no argument.
+    let ret = unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
+    Errno::result(ret).map(|n| n as u32)
+}
+
+/// `ioctl(loop_dev, LOOP_CONFIGURE, {fd: backing, lo_flags: READ_ONLY |
+/// AUTOCLEAR})`: back the loop device with the file `backing`, read-only,
+/// detached by the kernel when its last user (the mount) goes (Linux 5.8).
+pub fn loop_configure(dev: BorrowedFd<'_>, backing: BorrowedFd<'_>) -> nix::Result<()> {
+    const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+    const LO_FLAGS_READ_ONLY: u32 = 1;
+    const LO_FLAGS_AUTOCLEAR: u32 = 4;
+    /// The kernel's `struct loop_info64`.
+    #[repr(C)]
+    struct LoopInfo64 {
+        device: u64,
+        inode: u64,
+        rdevice: u64,
+        offset: u64,
+        sizelimit: u64,
+        number: u32,
+        encrypt_type: u32,
+        encrypt_key_size: u32,
+        flags: u32,
+        file_name: [u8; 64],
+        crypt_name: [u8; 64],
+        encrypt_key: [u8; 32],
+        init: [u64; 2],
+    }
+    /// The kernel's `struct loop_config`.
+    #[repr(C)]
+    struct LoopConfig {
+        fd: u32,
+        block_size: u32,
+        info: LoopInfo64,
+        reserved: [u64; 8],
+    }
+    let config = LoopConfig {
+        fd: backing.as_raw_fd() as u32,
+        block_size: 0,
+        info: LoopInfo64 {
+            device: 0,
+            inode: 0,
+            rdevice: 0,
+            offset: 0,
+            sizelimit: 0,
+            number: 0,
+            encrypt_type: 0,
+            encrypt_key_size: 0,
+            flags: LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+            file_name: [0; 64],
+            crypt_name: [0; 64],
+            encrypt_key: [0; 32],
+            init: [0; 2],
+        },
+        reserved: [0; 8],
+    };
+    // SAFETY: `config` is a valid loop_config, alive across the call.
+    let ret = unsafe {
+        libc::ioctl(
+            dev.as_raw_fd(),
+            LOOP_CONFIGURE as _,
+            &config as *const LoopConfig,
+        )
+    };
+    Errno::result(ret).map(drop)
+}

@@ -10,6 +10,7 @@
 pub mod cgroup;
 pub mod console;
 pub mod dev;
+pub mod fuse;
 pub mod idmap;
 pub mod resolve;
 

@@ -37,9 +37,17 @@ pub struct Plan {
     pub oci_version: String,
     /// Absolute bundle directory.
     pub bundle: PathBuf,
-    /// Absolute root directory.
+    /// Absolute root directory (for an image: where `create` mounts it,
+    /// in the state entry).
     pub rootfs: PathBuf,
     pub root_readonly: bool,
+    /// `root.path` names a SquashFS image file: the image (see squashfs.rs).
+    pub root_image: Option<PathBuf>,
+    /// The program that serves it (set by `create`).
+    pub root_server: Option<PathBuf>,
+    /// The image goes through the kernel's squashfs and a loop device
+    /// (real root without a user namespace; set by `create`).
+    pub root_kernel: bool,
     /// Propagation of the container's mounts (`MS_SLAVE|MS_REC` by default).
     pub rootfs_propagation: MsFlags,
     pub mounts: Vec<MountPlan>,
@@ -144,7 +152,7 @@ fn explain(text: &[u8], e: serde_json::Error) -> String {
 /// order, so the first error a config has is the one reported.
 pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
     check_version(spec.version())?;
-    let (rootfs, root_readonly) = plan_root(spec, bundle)?;
+    let (rootfs, root_readonly, root_image) = plan_root(spec, bundle)?;
 
     // `process` is optional until start: without it the container is
     // made, and start fails.
@@ -197,6 +205,9 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         bundle: bundle.to_path_buf(),
         rootfs,
         root_readonly,
+        root_image,
+        root_server: None,
+        root_kernel: false,
         rootfs_propagation,
         mounts,
         minimal_dev,
@@ -223,8 +234,9 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
 
 /// `root`: the real path of the root directory (mounts are checked
 /// against where the kernel says the root is, and HPC home and scratch
-/// paths are often symlinks), and whether it is read-only.
-fn plan_root(spec: &Spec, bundle: &Path) -> Result<(PathBuf, bool)> {
+/// paths are often symlinks), whether it is read-only, and the image
+/// when it is a SquashFS file (recognised by its content, whatever its name).
+fn plan_root(spec: &Spec, bundle: &Path) -> Result<(PathBuf, bool, Option<PathBuf>)> {
     let root = spec
         .root()
         .as_ref()
@@ -232,11 +244,15 @@ fn plan_root(spec: &Spec, bundle: &Path) -> Result<(PathBuf, bool)> {
     gate("root.path")?;
     let rootfs = bundle.join(root.path());
     let rootfs = std::fs::canonicalize(&rootfs).unwrap_or(rootfs);
-    match std::fs::metadata(&rootfs) {
-        Ok(m) if m.is_dir() => {}
+    let image = match std::fs::metadata(&rootfs) {
+        Ok(m) if m.is_dir() => None,
+        Ok(m) if m.is_file() && crate::squashfs::is_image(&rootfs) => {
+            crate::squashfs::check(&rootfs)?;
+            Some(rootfs.clone())
+        }
         Ok(_) => {
             return Err(Error::Config(format!(
-                "root.path `{}` is not a directory",
+                "root.path `{}` is neither a directory nor a SquashFS image",
                 rootfs.display()
             )))
         }
@@ -246,12 +262,12 @@ fn plan_root(spec: &Spec, bundle: &Path) -> Result<(PathBuf, bool)> {
                 rootfs.display()
             )))
         }
-    }
+    };
     let root_readonly = root.readonly().unwrap_or(false);
     if root_readonly {
         gate("root.readonly")?;
     }
-    Ok((rootfs, root_readonly))
+    Ok((rootfs, root_readonly, image))
 }
 
 /// `hostname` and `domainname`: valid names, in a uts namespace of the

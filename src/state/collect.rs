@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 
 use super::{
     check_id, proc_stat, Entry, StateRoot, CGROUP_FILE, CONFIG_FILE, CTL_SOCKET, MARK_FILE,
-    STATE_FILE,
+    ROOT_MOUNT, ROOT_UPPER, STATE_FILE,
 };
 use crate::error::Error;
 
@@ -176,6 +176,11 @@ impl Entry {
             MARK_FILE,
         ] {
             let _ = nix::unistd::unlinkat(&self.dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
+        // The mount points of a SquashFS root (mounted only in the
+        // container's mount namespace).
+        for dir in [ROOT_MOUNT, ROOT_UPPER] {
+            let _ = nix::unistd::unlinkat(&self.dir, dir, nix::unistd::UnlinkatFlags::RemoveDir);
         }
         if let (Ok(parent), Some(name)) = (parent, name) {
             let _ = nix::unistd::unlinkat(

@@ -267,6 +267,10 @@ const CONFIG_FILE: &str = "config.json";
 const CGROUP_FILE: &str = "cgroup.json";
 /// Name of the control socket.
 pub const CTL_SOCKET: &str = "ctl";
+/// Where a SquashFS root is mounted (in the container's mount namespace).
+pub const ROOT_MOUNT: &str = "rootfs";
+/// Where the tmpfs under the overlay on a SquashFS root is mounted.
+pub const ROOT_UPPER: &str = "rootfs.rw";
 /// Name of the empty file that marks a directory as a hutch entry: made
 /// before the entry is visible, removed last.
 const MARK_FILE: &str = ".hutch-entry";

@@ -55,6 +55,8 @@ pub struct Record {
     /// Hooks later operations run: poststart (by `start`), poststop (by `delete`).
     pub poststart: Vec<crate::hooks::Hook>,
     pub poststop: Vec<crate::hooks::Hook>,
+    /// The FUSE server of a SquashFS root: its pid and start time.
+    pub server: Option<(Pid, u64)>,
 }
 
 impl Record {
@@ -69,6 +71,10 @@ impl Record {
             "created": self.created,
             "poststart": crate::hooks::to_json(&self.poststart),
             "poststop": crate::hooks::to_json(&self.poststop),
+            "server": self.server.map(|(pid, start)| serde_json::json!({
+                "pid": pid.as_raw(),
+                "startTime": start,
+            })),
         })
     }
 
@@ -94,6 +100,10 @@ impl Record {
                 .get("poststop")
                 .map(crate::hooks::from_json)
                 .unwrap_or_default(),
+            server: v.get("server").and_then(|s| {
+                let pid = i32::try_from(s.get("pid")?.as_i64()?).ok()?;
+                Some((Pid::from_raw(pid), s.get("startTime")?.as_u64()?))
+            }),
         })
     }
 
@@ -192,12 +202,14 @@ mod tests {
             created: 1,
             poststart: Vec::new(),
             poststop: Vec::new(),
+            server: Some((Pid::from_raw(43), 8)),
         };
         let back = Record::from_json(&r.to_json()).unwrap();
         assert_eq!(
             (&back.id, back.pid, back.start_time, &back.annotations),
             (&r.id, r.pid, r.start_time, &r.annotations)
         );
+        assert_eq!(back.server, r.server);
         let s = r.oci_state(Status::Stopped);
         assert_eq!(s["status"], "stopped");
         assert!(s.get("pid").is_none());
