@@ -1,0 +1,338 @@
+#!/bin/bash
+# integration/docker.sh HUTCH_BIN: Docker as root with hutch as a runtime,
+# checked against crun doing the same in the same run (issue 12).
+#
+# A private dockerd (its own socket, --data-root, --exec-root and pid file
+# under a mktemp directory; no bridge, no iptables, the vfs storage driver,
+# the cgroupfs driver with a cgroup parent of its own) has both runtimes
+# registered: "hutch" (HUTCH_BIN) and "crun" (CRUN=/usr/bin/crun). The
+# image is made with `docker import` from a busybox-static tarball: no
+# registry is needed. For each runtime the same sequence runs on one
+# container: run with --memory 64m --pids-limit 50 (limits read back from
+# the container's cgroup files on the host and from inside), pause and
+# unpause (docker's status, the freezer, the runtime's own `state`),
+# update (read back), `docker stats --no-stream`, `docker top`, exec,
+# stop and start (the updated limits hold), rm (cgroups and runtime state
+# gone). Every check records a value; a check passes when hutch's value is
+# the expected one and equals crun's. crun's line is shown in brackets.
+#
+# crun 1.8 refuses to run while cgroup v2 holds any controller (this
+# hybrid host: hugetlb): such controllers are moved to cgroup v1 for the
+# run and given back afterwards (see machine-notes.md).
+#
+# Everything is undone at exit, failure or not: containers removed, the
+# daemon (and its containerd) stopped, mounts under the directory
+# unmounted, the directory, the cgroups and the moved hierarchies removed.
+# KEEP=1 keeps the directory (the daemon is stopped all the same).
+#
+# The last line is "N passed, M failed"; the exit status is non-zero when
+# anything failed.
+set -uo pipefail
+[ $# -eq 1 ] || { echo "usage: $0 HUTCH_BIN" >&2; exit 2; }
+HUTCH=$(readlink -f "$1")
+. "$(dirname "$0")/lib.sh"
+[ -n "$HUTCH" ] || die "no runtime at $1"
+[ -x "$HUTCH" ] || die "runtime $HUTCH is not executable"
+[ "$(id -u)" = 0 ] || die "run as root (it starts a dockerd)"
+CRUN=$(readlink -f "${CRUN:-/usr/bin/crun}")
+for tool in dockerd docker containerd containerd-shim-runc-v2 jq "$CRUN" /bin/busybox; do
+    command -v "$tool" >/dev/null || die "$tool is missing"
+done
+
+W=$(mktemp -d /tmp/hutch-docker.XXXXXX) || die "mktemp failed"
+chmod 711 "$W"
+PARENT="hutch-docker-${W##*.}"
+SOCK="$W/docker.sock"
+export DOCKER_HOST="unix://$SOCK" DOCKER_CONFIG="$W/cli"
+D() { timeout -k 5 60 docker "$@"; }
+started=$(date +%s)
+
+# ---------------------------------------------------------------- cleanup
+moved=()        # controllers this script moved from cgroup v2 to v1
+made_mnt=()     # mount points it made for them
+cleanup() {
+    set +e
+    if [ -S "$SOCK" ]; then
+        ids=$(D ps -aq 2>/dev/null)
+        [ -n "$ids" ] && D rm -f $ids >/dev/null 2>&1
+    fi
+    local pid
+    pid=$(cat "$W/dockerd.pid" 2>/dev/null)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$pid" 2>/dev/null && { log "dockerd $pid did not stop: killing it"; kill -KILL "$pid"; }
+    fi
+    # dockerd stops its containerd; one left behind (dockerd killed) and
+    # any shim still running are this run's: they name $W on their
+    # command line.
+    for pid in $(pgrep -f -- "$W/"); do
+        [ "$pid" != $$ ] && kill -KILL "$pid" 2>/dev/null
+    done
+    findmnt -rn -o TARGET | grep -F "$W/" | sort -r | while read -r m; do umount -l "$m"; done
+    local c d
+    for d in /sys/fs/cgroup/*/"$PARENT"; do
+        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+        [ -d "$d" ] && log "could not remove cgroup $d"
+    done
+    for c in "${moved[@]}"; do give_back "$c"; done
+    for d in "${made_mnt[@]}"; do rmdir "$d" 2>/dev/null; done
+    # dockerd's own files outside its directories (it makes them whatever
+    # its flags say).
+    [ "$had_key" = 1 ] || rm -f /etc/docker/key.json
+    [ "$had_run" = 1 ] || { rmdir /run/docker/plugins; rmdir /run/docker; } 2>/dev/null
+    if [ "${KEEP:-}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+had_key=0; [ -e /etc/docker/key.json ] && had_key=1
+had_run=0; [ -e /run/docker ] && had_run=1
+
+# give_back CONTROLLER: unmount the v1 hierarchy this script made for it.
+# The kernel frees the hierarchy, and the controller returns to cgroup v2,
+# only if it has no cgroup left but its root when it is unmounted; removed
+# cgroups count until the kernel has freed them (a moment after rmdir), so
+# wait for /proc/cgroups to say 1 first, and check that it came back.
+give_back() {
+    local c="$1" n
+    for _ in $(seq 100); do
+        n=$(awk -v c="$c" '$1 == c { print $3 }' /proc/cgroups)
+        [ "$n" = 1 ] && break
+        sleep 0.1
+    done
+    [ "$n" = 1 ] || log "the $c hierarchy still has $n cgroups"
+    umount "/sys/fs/cgroup/$c" || { log "could not unmount the $c hierarchy"; return; }
+    for _ in $(seq 20); do
+        grep -qw "$c" "$cg2/cgroup.controllers" && return
+        sleep 0.1
+    done
+    log "the $c controller did not return to cgroup v2"
+}
+
+# crun refuses hybrid cgroups: move cgroup v2's controllers to v1.
+cg2=$(cgroup2_root)
+if [ -n "$cg2" ]; then
+    for c in $(cat "$cg2/cgroup.controllers"); do
+        d=/sys/fs/cgroup/$c
+        if [ ! -d "$d" ]; then mkdir "$d" && made_mnt+=("$d"); fi
+        if mount -t cgroup -o "$c" cgroup "$d"; then moved+=("$c")
+        else die "could not move the $c controller to cgroup v1 (crun needs it off cgroup v2)"; fi
+    done
+    [ ${#moved[@]} -gt 0 ] && log "moved ${moved[*]} from cgroup v2 to v1 for crun"
+fi
+
+# ---------------------------------------------------------------- dockerd
+mkdir -p "$W/cli" "$W/data" "$W/exec"
+cat >"$W/daemon.json" <<EOF
+{
+  "bridge": "none",
+  "iptables": false,
+  "ip-masq": false,
+  "ip-forward": false,
+  "userland-proxy": false,
+  "storage-driver": "vfs",
+  "exec-opts": ["native.cgroupdriver=cgroupfs"],
+  "cgroup-parent": "/$PARENT",
+  "features": {"buildkit": false},
+  "runtimes": {
+    "hutch": {"path": "$HUTCH"},
+    "crun": {"path": "$CRUN"}
+  }
+}
+EOF
+log "starting dockerd in $W"
+dockerd --config-file "$W/daemon.json" -H "unix://$SOCK" --data-root "$W/data" \
+    --exec-root "$W/exec" --pidfile "$W/dockerd.pid" >"$W/dockerd.log" 2>&1 &
+for _ in $(seq 150); do
+    D version >/dev/null 2>&1 && break
+    kill -0 $! 2>/dev/null || { tail -n 20 "$W/dockerd.log" >&2; die "dockerd exited"; }
+    sleep 0.2
+done
+D version >/dev/null 2>&1 || { tail -n 20 "$W/dockerd.log" >&2; die "dockerd did not answer"; }
+D info --format 'dockerd {{.ServerVersion}}, cgroup driver {{.CgroupDriver}}, cgroup v{{.CgroupVersion}}, runtimes: {{range $k, $v := .Runtimes}}{{$k}} {{end}}' >&2
+
+# The image: busybox-static and its applets.
+mkdir -p "$W/img/bin" "$W/img/etc" "$W/img/tmp"
+cp /bin/busybox "$W/img/bin/busybox"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$W/img/bin/$a"; done
+echo 'root:x:0:0:root:/:/bin/sh' >"$W/img/etc/passwd"
+echo 'root:x:0:' >"$W/img/etc/group"
+tar -C "$W/img" -c . | D import -c 'CMD ["/bin/sh"]' - hutch-busybox:1 >/dev/null \
+    || die "docker import failed"
+
+# ---------------------------------------------------------------- checks
+# rec RUNTIME KEY VALUE: one observation.
+rec() { printf '%s\t%s\n' "$2" "$3" >>"$W/res-$1"; }
+# first line, ids elided, so that two runtimes' outputs compare.
+norm() { head -n 1 | sed -e "s/$cid/ID/g" -e 's/[[:space:]]*$//'; }
+# hostcg CONTROLLER FILE: a file of the container's cgroup, on the host,
+# found from the container process's /proc/PID/cgroup.
+cgpath() {
+    awk -F: -v c="$1" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' \
+        "/proc/$(D inspect -f '{{.State.Pid}}' "$cid")/cgroup" 2>/dev/null
+}
+hostcg() {
+    local path
+    path=$(cgpath "$1")
+    [ -n "$path" ] || { echo "(no $1 cgroup)"; return; }
+    cat "/sys/fs/cgroup/$1$path/$2" 2>&1 | norm
+}
+incg() { D exec "$cid" cat "/sys/fs/cgroup/$1/$2" 2>&1 | norm; }
+rtstate() { "$1" --root "$rtroot" state "$cid" 2>&1 | jq -r .status 2>&1 | norm; }
+
+check() {
+    local rt="$1" bin="$HUTCH"
+    [ "$rt" = crun ] && bin="$CRUN"
+    log "checks with $rt"
+    cid=$(D run -d --runtime "$rt" --network none --memory 64m --pids-limit 50 \
+        --name "it-$rt" hutch-busybox:1 sleep 1000 2>"$W/run-$rt.err")
+    if [ -z "$cid" ]; then
+        rec "$rt" "run: status" "failed: $(norm <"$W/run-$rt.err")"
+        return
+    fi
+    # dockerd 20.10 gives every runtime the same --root.
+    rtroot=$(find "$W/exec" -maxdepth 2 -type d -path "*/runtime-*/moby" | head -n 1)
+    rec "$rt" "run: status" "$(D inspect -f '{{.State.Status}}' "$cid")"
+    rec "$rt" "run: memory cgroup of the process" "$(cgpath memory | norm)"
+    rec "$rt" "run: host memory.limit_in_bytes" "$(hostcg memory memory.limit_in_bytes)"
+    rec "$rt" "run: host memory.memsw.limit_in_bytes" "$(hostcg memory memory.memsw.limit_in_bytes)"
+    rec "$rt" "run: host pids.max" "$(hostcg pids pids.max)"
+    rec "$rt" "run: inside memory.limit_in_bytes" "$(incg memory memory.limit_in_bytes)"
+    rec "$rt" "run: inside pids.max" "$(incg pids pids.max)"
+    rec "$rt" "run: runtime state" "$(rtstate "$bin")"
+
+    D pause "$cid" >/dev/null 2>"$W/pause-$rt.err"
+    rec "$rt" "pause: docker pause" "$([ $? = 0 ] && echo ok || norm <"$W/pause-$rt.err")"
+    rec "$rt" "pause: status" "$(D inspect -f '{{.State.Status}}' "$cid")"
+    rec "$rt" "pause: host freezer.state" "$(hostcg freezer freezer.state)"
+    rec "$rt" "pause: runtime state" "$(rtstate "$bin")"
+    D unpause "$cid" >/dev/null 2>"$W/unpause-$rt.err"
+    rec "$rt" "unpause: docker unpause" "$([ $? = 0 ] && echo ok || norm <"$W/unpause-$rt.err")"
+    rec "$rt" "unpause: status" "$(D inspect -f '{{.State.Status}}' "$cid")"
+    rec "$rt" "unpause: host freezer.state" "$(hostcg freezer freezer.state)"
+    rec "$rt" "unpause: runtime state" "$(rtstate "$bin")"
+
+    D update --memory 128m --memory-swap 256m --cpu-shares 512 --cpus 0.5 --pids-limit 100 \
+        "$cid" >/dev/null 2>"$W/update-$rt.err"
+    rec "$rt" "update: docker update" "$([ $? = 0 ] && echo ok || norm <"$W/update-$rt.err")"
+    rec "$rt" "update: host memory.limit_in_bytes" "$(hostcg memory memory.limit_in_bytes)"
+    rec "$rt" "update: host memory.memsw.limit_in_bytes" "$(hostcg memory memory.memsw.limit_in_bytes)"
+    rec "$rt" "update: host cpu.shares" "$(hostcg cpu cpu.shares)"
+    rec "$rt" "update: host cpu.cfs_quota_us" "$(hostcg cpu cpu.cfs_quota_us)"
+    rec "$rt" "update: host cpu.cfs_period_us" "$(hostcg cpu cpu.cfs_period_us)"
+    rec "$rt" "update: host pids.max" "$(hostcg pids pids.max)"
+    rec "$rt" "update: inside memory.limit_in_bytes" "$(incg memory memory.limit_in_bytes)"
+
+    rec "$rt" "stats: memory limit" "$(D stats --no-stream --format '{{.MemUsage}}' "$cid" 2>&1 \
+        | sed 's|.*/ *||' | norm)"
+    rec "$rt" "top: commands" "$(D top "$cid" -o pid,args 2>&1 | tail -n +2 | sed -E 's/^ *[0-9]+ +//' \
+        | sort | tr '\n' ';' | norm)"
+
+    rec "$rt" "exec: output" "$(D exec "$cid" echo hello 2>&1 | norm)"
+    D exec "$cid" sh -c 'exit 3' >/dev/null 2>&1
+    rec "$rt" "exec: exit status" "$?"
+    D stop -t 1 "$cid" >/dev/null 2>"$W/stop-$rt.err"
+    rec "$rt" "stop: docker stop" "$([ $? = 0 ] && echo ok || norm <"$W/stop-$rt.err")"
+    rec "$rt" "stop: status, exit code" "$(D inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$cid")"
+    rec "$rt" "stop: runtime list" "$("$bin" --root "$rtroot" list -q 2>&1 | norm)"
+    D start "$cid" >/dev/null 2>"$W/start-$rt.err"
+    rec "$rt" "start: docker start" "$([ $? = 0 ] && echo ok || norm <"$W/start-$rt.err")"
+    rec "$rt" "start: status" "$(D inspect -f '{{.State.Status}}' "$cid")"
+    rec "$rt" "start: host memory.limit_in_bytes" "$(hostcg memory memory.limit_in_bytes)"
+    rec "$rt" "start: host pids.max" "$(hostcg pids pids.max)"
+
+    D rm -f "$cid" >/dev/null 2>"$W/rm-$rt.err"
+    rec "$rt" "rm: docker rm -f" "$([ $? = 0 ] && echo ok || norm <"$W/rm-$rt.err")"
+    rec "$rt" "rm: cgroups left" "$(find /sys/fs/cgroup/*/"$PARENT" -name "*$cid*" 2>/dev/null \
+        | sed "s|^/sys/fs/cgroup/||" | tr '\n' ' ' | norm)"
+    rec "$rt" "rm: runtime list" "$("$bin" --root "$rtroot" list -q 2>&1 | norm)"
+    rec "$rt" "rm: processes left" "$(pgrep -f -- "$cid" | grep -v '^$' | wc -l)"
+
+    # The limits hold: forks past --pids-limit fail (the shell counts the
+    # sleeps it started, and dies at the first failed fork), and a shell
+    # growing past --memory is OOM-killed.
+    cid=none
+    rec "$rt" "limits: sleeps started with --pids-limit 20" "$(D run --rm --runtime "$rt" --network none \
+        --pids-limit 20 hutch-busybox:1 sh -c 'i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); echo $i; done' \
+        2>/dev/null | tail -n 1)"
+    D run --name "oom-$rt" --runtime "$rt" --network none --memory 32m hutch-busybox:1 \
+        sh -c 'a=$(head -c 50000000 /dev/zero | tr "\0" x); echo ${#a}' >/dev/null 2>&1
+    rec "$rt" "limits: --memory 32m, 50 MB: OOM-killed, exit code" \
+        "$(D inspect -f '{{.State.OOMKilled}} {{.State.ExitCode}}' "oom-$rt" 2>&1 | norm)"
+    D rm -f "oom-$rt" >/dev/null 2>&1
+}
+
+# The values Docker asks for (what crun must show too), in order.
+keys=()
+declare -A want
+expect() { keys+=("$1"); want[$1]=$2; }
+expect "run: status" running
+expect "run: memory cgroup of the process" "/$PARENT/ID"
+expect "run: host memory.limit_in_bytes" 67108864
+expect "run: host memory.memsw.limit_in_bytes" 134217728
+expect "run: host pids.max" 50
+expect "run: inside memory.limit_in_bytes" 67108864
+expect "run: inside pids.max" 50
+expect "run: runtime state" running
+expect "pause: docker pause" ok
+expect "pause: status" paused
+expect "pause: host freezer.state" FROZEN
+expect "pause: runtime state" paused
+expect "unpause: docker unpause" ok
+expect "unpause: status" running
+expect "unpause: host freezer.state" THAWED
+expect "unpause: runtime state" running
+expect "update: docker update" ok
+expect "update: host memory.limit_in_bytes" 134217728
+expect "update: host memory.memsw.limit_in_bytes" 268435456
+expect "update: host cpu.shares" 512
+expect "update: host cpu.cfs_quota_us" 50000
+expect "update: host cpu.cfs_period_us" 100000
+expect "update: host pids.max" 100
+expect "update: inside memory.limit_in_bytes" 134217728
+expect "stats: memory limit" 128MiB
+expect "top: commands" "sleep 1000;"
+expect "exec: output" hello
+expect "exec: exit status" 3
+expect "stop: docker stop" ok
+expect "stop: status, exit code" "exited 137"
+expect "stop: runtime list" ""
+expect "start: docker start" ok
+expect "start: status" running
+expect "start: host memory.limit_in_bytes" 134217728
+expect "start: host pids.max" 100
+expect "rm: docker rm -f" ok
+expect "rm: cgroups left" ""
+expect "rm: runtime list" ""
+expect "rm: processes left" 0
+expect "limits: sleeps started with --pids-limit 20" 19
+expect "limits: --memory 32m, 50 MB: OOM-killed, exit code" "true 137"
+
+: >"$W/res-hutch"
+: >"$W/res-crun"
+check crun
+check hutch
+
+# ---------------------------------------------------------------- report
+passed=0
+failed=0
+value() { awk -F'\t' -v k="$2" '$1 == k { sub(/^[^\t]*\t/, ""); print; exit }' "$W/res-$1"; }
+for key in "${keys[@]}"; do
+    h=$(value hutch "$key")
+    c=$(value crun "$key")
+    grep -qF -- "$key"$'\t' "$W/res-hutch" || h="(not reached)"
+    grep -qF -- "$key"$'\t' "$W/res-crun" || c="(not reached)"
+    w=${want[$key]-}
+    note="[crun: same]"
+    [ "$c" = "$h" ] || note="[crun: $c]"
+    [ "$c" = "$w" ] || note="$note (crun differs from docker's request: $w)"
+    if [ "$h" = "$w" ] && [ "$h" = "$c" ]; then
+        passed=$((passed + 1)); printf 'ok   %s: %s %s\n' "$key" "$h" "$note"
+    else
+        failed=$((failed + 1)); printf 'FAIL %s: %s, want %s %s\n' "$key" "$h" "$w" "$note"
+    fi
+done
+log "docker.sh took $(($(date +%s) - started)) s"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
