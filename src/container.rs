@@ -107,11 +107,11 @@ fn spawn_in(
     // The cgroup is made from the host's view of the tree, before any
     // namespace is joined; with no cgroup in the plan nothing is read.
     let cgroup = match &plan.cgroup {
-        Some(c) if !g.cgroups_disabled => cgroup::prepare(c, id)?,
+        Some(c) if !g.cgroups_disabled => cgroup::prepare(c, id, cgroup::Manager::Cgroupfs)?,
         Some(_) | None => None,
     };
     let spawned = match &cgroup {
-        Some(cg) => entry.save_cgroup(&cg.path, &cg.made),
+        Some(cg) => entry.save_cgroup(&cg.record()),
         None => Ok(()),
     }
     .and_then(|()| clone_container(g, id, opts, plan, entry, pid_file, cgroup.as_ref()));
@@ -170,8 +170,8 @@ fn clone_container(
         .transpose()?;
     // Born in its cgroup, when it has one: it never runs outside it, and
     // makes its cgroup namespace (after the id maps) rooted there.
-    let cloned = match cgroup {
-        Some(cg) => sys::clone_process_into(ns::clone_flags(plan), cg.dir()),
+    let cloned = match cgroup.and_then(cgroup::Cgroup::clone_into) {
+        Some(dir) => sys::clone_process_into(ns::clone_flags(plan), dir),
         None => sys::clone_process(ns::clone_flags(plan)),
     };
     let pid = match cloned.map_err(|e| Error::call("clone the container process", e))? {
@@ -202,6 +202,12 @@ fn clone_container(
     fault::point("create:cloned");
 
     let finish = || -> Result<Record> {
+        // Into the cgroups the clone did not place it in (cgroup v1), before
+        // it runs anything: it waits for the maps, and makes its cgroup
+        // namespace after them.
+        if let Some(cg) = cgroup {
+            cg.enter(pid.as_raw())?;
+        }
         if let UserNs::New {
             uid_map,
             gid_map,

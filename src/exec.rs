@@ -99,7 +99,7 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
     // The container's cgroup, opened while the host's paths are in reach:
     // the process is cloned into it.
     let cgroup = match (entry.load_cgroup(), g.cgroups_disabled) {
-        (Some((path, _)), false) => Some(crate::cgroup::open(&path)?),
+        (Some(record), false) => Some(crate::cgroup::reopen(&record)?),
         _ => None,
     };
     let mut namespaces = open_namespaces(record.pid)?;
@@ -138,18 +138,24 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
             .thread_block()
             .map_err(|e| Error::call("block signals", e))?;
     }
-    let forked = match &cgroup {
-        Some(dir) => sys::clone_process_into(CloneFlags::empty(), dir.as_fd()),
+    let forked = match cgroup.as_ref().and_then(crate::cgroup::Cgroup::clone_into) {
+        Some(dir) => sys::clone_process_into(CloneFlags::empty(), dir),
         None => sys::clone_process(CloneFlags::empty()),
     };
     let pid = match forked.map_err(|e| Error::call("fork the exec process", e))? {
         Forked::Child => {
             drop(parent_sock);
-            let joined = match &late_cgroupns {
+            // Into the v1 hierarchies (through files opened before the
+            // namespaces were joined) before anything else.
+            let entered = match &cgroup {
+                Some(cg) => cg.enter(0),
+                None => Ok(()),
+            };
+            let joined = entered.and_then(|()| match &late_cgroupns {
                 Some(ns) => nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWCGROUP)
                     .map_err(|e| Error::call("join the container's cgroup namespace", e)),
                 None => Ok(()),
-            };
+            });
             let err = match joined
                 .and_then(|()| child(&plan, compiled, console, opts.preserve_fds, id))
             {

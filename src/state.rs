@@ -492,14 +492,13 @@ impl Entry {
     /// Note the container's cgroup and the directories hutch made for it
     /// (deepest first), before the container process exists: whatever
     /// becomes of `create`, removing the entry removes them.
-    pub fn save_cgroup(&self, cgroup: &Path, made: &[PathBuf]) -> Result<()> {
-        let doc = serde_json::json!({"cgroup": cgroup, "made": made});
-        self.write_atomically(CGROUP_FILE, doc.to_string().as_bytes())
+    pub fn save_cgroup(&self, record: &serde_json::Value) -> Result<()> {
+        self.write_atomically(CGROUP_FILE, record.to_string().as_bytes())
     }
 
-    /// The container's cgroup and the directories hutch made for it;
+    /// The record of the container's cgroup (`cgroup::reopen` takes it);
     /// `None` for a container without one.
-    pub fn load_cgroup(&self) -> Option<(PathBuf, Vec<PathBuf>)> {
+    pub fn load_cgroup(&self) -> Option<serde_json::Value> {
         let fd = nix::fcntl::openat(
             &self.dir,
             CGROUP_FILE,
@@ -508,15 +507,7 @@ impl Entry {
         )
         .ok()?;
         let text = std::io::read_to_string(std::fs::File::from(fd)).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let cgroup = PathBuf::from(v.get("cgroup")?.as_str()?);
-        let made = v
-            .get("made")?
-            .as_array()?
-            .iter()
-            .filter_map(|p| p.as_str().map(PathBuf::from))
-            .collect();
-        Some((cgroup, made))
+        serde_json::from_str(&text).ok()
     }
 
     /// The copy of `config.json` kept at create.
@@ -623,8 +614,8 @@ impl Entry {
     pub fn remove(self) {
         // The cgroups hutch made go first (their processes are gone, or
         // are killed there); a failure is a warning.
-        if let Some((_, made)) = self.load_cgroup() {
-            if let Err(e) = crate::cgroup::remove(&made) {
+        if let Some(record) = self.load_cgroup() {
+            if let Err(e) = crate::cgroup::remove(&record) {
                 tracing::warn!("{e}");
             }
         }
