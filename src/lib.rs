@@ -33,6 +33,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod container;
+pub mod control;
 pub mod error;
 pub mod exe;
 pub mod exec;

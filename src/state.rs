@@ -11,7 +11,8 @@
 //!
 //! Status is never stored; it is read from the kernel each time: a pid that
 //! is gone, a zombie, or a pid whose start time differs from the recorded
-//! one (the pid was reused) is `stopped`.
+//! one (the pid was reused) is `stopped`; a live one whose cgroup is frozen
+//! (`pause`) is `paused`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -33,6 +34,8 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    /// Its cgroup is frozen (`pause`); `resume` thaws it.
+    Paused,
     Stopped,
 }
 
@@ -43,6 +46,7 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -52,7 +56,21 @@ impl Status {
     }
     /// `kill` needs a container whose process exists.
     pub fn can_kill(self) -> bool {
+        matches!(self, Status::Created | Status::Running | Status::Paused)
+    }
+    /// `pause` takes a created or running container (as runc does: a
+    /// created one is frozen where it waits for `start`).
+    pub fn can_pause(self) -> bool {
         matches!(self, Status::Created | Status::Running)
+    }
+    /// `resume` takes only a paused container.
+    pub fn can_resume(self) -> bool {
+        self == Status::Paused
+    }
+    /// `update`, `events` and `ps` need the container's processes (runc
+    /// refuses a stopped container).
+    pub fn has_processes(self) -> bool {
+        matches!(self, Status::Created | Status::Running | Status::Paused)
     }
     /// `delete` without `--force` takes only a stopped container, as the
     /// runtime spec requires (runc and crun also take a created one).
@@ -577,6 +595,8 @@ impl Entry {
             Ok(record) => {
                 let status = if !is_alive(&record) {
                     Status::Stopped
+                } else if self.is_frozen() {
+                    Status::Paused
                 } else if self.has(CTL_SOCKET) {
                     Status::Created
                 } else {
@@ -592,6 +612,15 @@ impl Entry {
             }),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether the container's cgroup (if it has one) is frozen. A cgroup
+    /// that cannot be read counts as not frozen: the status is for
+    /// reporting, and `resume` reads it again to act.
+    fn is_frozen(&self) -> bool {
+        self.load_cgroup()
+            .and_then(|r| crate::cgroup::reopen(&r).ok())
+            .is_some_and(|cg| cg.is_frozen().unwrap_or(false))
     }
 
     /// True while the entry is being created (no record yet, lock held).
@@ -728,19 +757,28 @@ mod tests {
     }
 
     #[rstest]
-    #[case(Status::Creating, false, false, false)]
-    #[case(Status::Created, true, true, false)]
-    #[case(Status::Running, false, true, false)]
-    #[case(Status::Stopped, false, false, true)]
+    #[case(Status::Creating, false, false, false, false, false)]
+    #[case(Status::Created, true, true, false, true, false)]
+    #[case(Status::Running, false, true, false, true, false)]
+    #[case(Status::Paused, false, true, false, false, true)]
+    #[case(Status::Stopped, false, false, true, false, false)]
     fn transitions(
         #[case] s: Status,
         #[case] start: bool,
         #[case] kill: bool,
         #[case] delete: bool,
+        #[case] pause: bool,
+        #[case] resume: bool,
     ) {
         assert_eq!(
-            (s.can_start(), s.can_kill(), s.can_delete()),
-            (start, kill, delete)
+            (
+                s.can_start(),
+                s.can_kill(),
+                s.can_delete(),
+                s.can_pause(),
+                s.can_resume()
+            ),
+            (start, kill, delete, pause, resume)
         );
     }
 
