@@ -342,7 +342,7 @@ fn ps_lists_the_cgroups_processes_and_passes_ps_arguments() {
     if may_make_cgroups() {
         // An exec'd process is in the cgroup too: ps lists it. (It ends
         // with the container, and its hutch then exits: waited for below.)
-        let mut exec = b
+        let exec = b
             .cmd(&["exec", &b.id, "sleep", "30"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
