@@ -31,6 +31,7 @@ set -uo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 HUTCH_BIN" >&2; exit 2; }
 HUTCH=$(readlink -f "$1")
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/compare.sh"
 [ -n "$HUTCH" ] || die "no runtime at $1"
 [ -x "$HUTCH" ] || die "runtime $HUTCH is not executable"
 [ "$(id -u)" = 0 ] || die "run as root (it starts a dockerd)"
@@ -48,8 +49,6 @@ D() { timeout -k 5 60 docker "$@"; }
 started=$(date +%s)
 
 # ---------------------------------------------------------------- cleanup
-moved=()        # controllers this script moved from cgroup v2 to v1
-made_mnt=()     # mount points it made for them
 cleanup() {
     set +e
     if [ -S "$SOCK" ]; then
@@ -70,13 +69,8 @@ cleanup() {
         [ "$pid" != $$ ] && kill -KILL "$pid" 2>/dev/null
     done
     findmnt -rn -o TARGET | grep -F "$W/" | sort -r | while read -r m; do umount -l "$m"; done
-    local c d
-    for d in /sys/fs/cgroup/*/"$PARENT"; do
-        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-        [ -d "$d" ] && log "could not remove cgroup $d"
-    done
-    for c in "${moved[@]}"; do give_back "$c"; done
-    for d in "${made_mnt[@]}"; do rmdir "$d" 2>/dev/null; done
+    remove_cgroups "$PARENT"
+    controllers_back
     # dockerd's own files outside its directories (it makes them whatever
     # its flags say).
     [ "$had_key" = 1 ] || rm -f /etc/docker/key.json
@@ -89,38 +83,7 @@ trap 'exit 130' INT TERM
 had_key=0; [ -e /etc/docker/key.json ] && had_key=1
 had_run=0; [ -e /run/docker ] && had_run=1
 
-# give_back CONTROLLER: unmount the v1 hierarchy this script made for it.
-# The kernel frees the hierarchy, and the controller returns to cgroup v2,
-# only if it has no cgroup left but its root when it is unmounted; removed
-# cgroups count until the kernel has freed them (a moment after rmdir), so
-# wait for /proc/cgroups to say 1 first, and check that it came back.
-give_back() {
-    local c="$1" n
-    for _ in $(seq 100); do
-        n=$(awk -v c="$c" '$1 == c { print $3 }' /proc/cgroups)
-        [ "$n" = 1 ] && break
-        sleep 0.1
-    done
-    [ "$n" = 1 ] || log "the $c hierarchy still has $n cgroups"
-    umount "/sys/fs/cgroup/$c" || { log "could not unmount the $c hierarchy"; return; }
-    for _ in $(seq 20); do
-        grep -qw "$c" "$cg2/cgroup.controllers" && return
-        sleep 0.1
-    done
-    log "the $c controller did not return to cgroup v2"
-}
-
-# crun refuses hybrid cgroups: move cgroup v2's controllers to v1.
-cg2=$(cgroup2_root)
-if [ -n "$cg2" ]; then
-    for c in $(cat "$cg2/cgroup.controllers"); do
-        d=/sys/fs/cgroup/$c
-        if [ ! -d "$d" ]; then mkdir "$d" && made_mnt+=("$d"); fi
-        if mount -t cgroup -o "$c" cgroup "$d"; then moved+=("$c")
-        else die "could not move the $c controller to cgroup v1 (crun needs it off cgroup v2)"; fi
-    done
-    [ ${#moved[@]} -gt 0 ] && log "moved ${moved[*]} from cgroup v2 to v1 for crun"
-fi
+controllers_to_v1
 
 # ---------------------------------------------------------------- dockerd
 mkdir -p "$W/cli" "$W/data" "$W/exec"
@@ -162,8 +125,6 @@ tar -C "$W/img" -c . | D import -c 'CMD ["/bin/sh"]' - hutch-busybox:1 >/dev/nul
     || die "docker import failed"
 
 # ---------------------------------------------------------------- checks
-# rec RUNTIME KEY VALUE: one observation.
-rec() { printf '%s\t%s\n' "$2" "$3" >>"$W/res-$1"; }
 # first line, ids elided, so that two runtimes' outputs compare.
 norm() { head -n 1 | sed -e "s/$cid/ID/g" -e 's/[[:space:]]*$//'; }
 # hostcg CONTROLLER FILE: a file of the container's cgroup, on the host,
@@ -264,9 +225,6 @@ check() {
 }
 
 # The values Docker asks for (what crun must show too), in order.
-keys=()
-declare -A want
-expect() { keys+=("$1"); want[$1]=$2; }
 expect "run: status" running
 expect "run: memory cgroup of the process" "/$PARENT/ID"
 expect "run: host memory.limit_in_bytes" 67108864
@@ -315,24 +273,7 @@ check crun
 check hutch
 
 # ---------------------------------------------------------------- report
-passed=0
-failed=0
-value() { awk -F'\t' -v k="$2" '$1 == k { sub(/^[^\t]*\t/, ""); print; exit }' "$W/res-$1"; }
-for key in "${keys[@]}"; do
-    h=$(value hutch "$key")
-    c=$(value crun "$key")
-    grep -qF -- "$key"$'\t' "$W/res-hutch" || h="(not reached)"
-    grep -qF -- "$key"$'\t' "$W/res-crun" || c="(not reached)"
-    w=${want[$key]-}
-    note="[crun: same]"
-    [ "$c" = "$h" ] || note="[crun: $c]"
-    [ "$c" = "$w" ] || note="$note (crun differs from docker's request: $w)"
-    if [ "$h" = "$w" ] && [ "$h" = "$c" ]; then
-        passed=$((passed + 1)); printf 'ok   %s: %s %s\n' "$key" "$h" "$note"
-    else
-        failed=$((failed + 1)); printf 'FAIL %s: %s, want %s %s\n' "$key" "$h" "$w" "$note"
-    fi
-done
+report hutch crun
+status=$?
 log "docker.sh took $(($(date +%s) - started)) s"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+exit "$status"

@@ -65,14 +65,17 @@ done
 log "Slurm integration"
 integration/slurm.sh "$ci/hutch" || failed=1
 
-# ---- Docker as root (issue 12) ----------------------------------------
-# A private dockerd with hutch and crun registered: limits, pause/unpause,
-# update, stats, top, exec, stop/start, rm, read back from the cgroup files
-# and compared with crun. Before the cgroup v2 step below: crun refuses to
-# run while cgroup v2 holds a controller (docker.sh moves such controllers
-# to cgroup v1 for its run and gives them back).
+# ---- Docker and podman as root (issue 12) -----------------------------
+# A private dockerd with hutch and crun registered, then podman as root
+# (cgroupfs): limits, pause/unpause, update, stats, exec, stop/start, rm,
+# read back from the cgroup files and compared with crun. Before the
+# cgroup v2 step below: crun refuses to run while cgroup v2 holds a
+# controller (both scripts move such controllers to cgroup v1 for their
+# run and give them back).
 log "Docker integration as root"
 integration/docker.sh "$ci/hutch" || failed=1
+log "podman integration as root"
+integration/podman-root.sh "$ci/hutch" || failed=1
 # ------------------------------------------------------------------------
 
 # Real limits: on this hybrid host cgroup v2 holds few controllers or
