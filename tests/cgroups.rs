@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use common::cgroup as cg;
 use common::*;
 use serde_json::json;
 
@@ -189,7 +190,10 @@ fn a_unified_core_file_takes_effect() {
 
 #[test]
 fn limits_take_effect_or_are_warned_about_by_controller() {
-    // No cgroupsPath: the cgroup is hutch-ID below the caller's own.
+    // No cgroupsPath: the cgroup is hutch-ID below the caller's own, in
+    // each hierarchy. Each controller's limit goes to the hierarchy that
+    // holds it (a v1 one, or cgroup2): read back there, or warned about
+    // where the caller may not write it.
     let mut b = bundle("touch /tmp/ready; exec sleep 1000");
     b.edit(|c| {
         c["linux"]["resources"] = json!({
@@ -200,60 +204,111 @@ fn limits_take_effect_or_are_warned_about_by_controller() {
         })
     });
     let out = start(&b);
-    let dir = own_dir().join(format!("hutch-{}", b.id));
+    let name = format!("hutch-{}", b.id);
+    let dir = own_dir().join(&name);
     let w = warnings(&out);
-    if delegated() {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
-        assert!(procs.lines().any(|l| l == b.pid().to_string()), "{procs}");
-        let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap();
-        // CI names the controllers cgroup v2 holds for one run: they must
-        // be there, and the limits in their files.
-        for expected in std::env::var("HUTCH_EXPECT_CONTROLLERS")
-            .unwrap_or_default()
-            .split_whitespace()
-        {
-            assert!(
-                controllers.split_whitespace().any(|c| c == expected),
-                "{expected} not in {controllers:?}"
-            );
-        }
-        let mut warned = 0;
-        for (controller, field, file, want) in [
-            ("pids", "linux.resources.pids.limit", "pids.max", "20"),
-            (
-                "memory",
-                "linux.resources.memory.limit",
-                "memory.max",
-                "268435456",
-            ),
-            ("cpu", "linux.resources.cpu.shares", "cpu.weight", "39"),
-            (
-                "hugetlb",
-                "linux.resources.hugepageLimits",
-                "hugetlb.2MB.max",
-                "4194304",
-            ),
-        ] {
-            if controllers.split_whitespace().any(|c| c == controller) {
-                let got = std::fs::read_to_string(dir.join(file)).unwrap();
-                assert_eq!(got.trim(), want, "{file}");
-                assert!(!w.iter().any(|l| l.contains(field)), "{w:?}");
-            } else {
+    let v1_writable: Vec<cg::Hierarchy> = cg::hierarchies()
+        .into_iter()
+        .filter(|h| h.v1 && h.writable())
+        .collect();
+    if !delegated() && v1_writable.is_empty() {
+        assert_ignored_for_lack_of_delegation(&out, "linux.resources are ignored");
+        assert!(!dir.exists());
+        finish(&b);
+        return;
+    }
+    let pid = b.pid().to_string();
+    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    // CI names the controllers cgroup v2 holds for one run: they must be
+    // there, and the limits in their files.
+    for expected in std::env::var("HUTCH_EXPECT_CONTROLLERS")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        assert!(
+            controllers.split_whitespace().any(|c| c == expected),
+            "{expected} not in {controllers:?}"
+        );
+    }
+    let mut warned = 0;
+    for (controller, field, v1_file, v1_want, v2_file, v2_want) in [
+        (
+            "pids",
+            "linux.resources.pids.limit",
+            "pids.max",
+            "20",
+            "pids.max",
+            "20",
+        ),
+        (
+            "memory",
+            "linux.resources.memory.limit",
+            "memory.limit_in_bytes",
+            "268435456",
+            "memory.max",
+            "268435456",
+        ),
+        (
+            "cpu",
+            "linux.resources.cpu.shares",
+            "cpu.shares",
+            "1024",
+            "cpu.weight",
+            "39",
+        ),
+        (
+            "hugetlb",
+            "linux.resources.hugepageLimits",
+            "hugetlb.2MB.limit_in_bytes",
+            "4194304",
+            "hugetlb.2MB.max",
+            "4194304",
+        ),
+    ] {
+        let mentioned = |l: &&String| l.contains(&format!("{field} is ignored"));
+        match cg::v1_with(controller) {
+            Some(h) if h.writable() => {
+                let v1_dir = h.own_dir().join(&name);
+                let got = std::fs::read_to_string(v1_dir.join(v1_file)).unwrap();
+                assert_eq!(got.trim(), v1_want, "{}", v1_dir.join(v1_file).display());
+                let procs = std::fs::read_to_string(v1_dir.join("cgroup.procs")).unwrap();
+                assert!(
+                    procs.lines().any(|l| l == pid),
+                    "{pid} not in {}",
+                    v1_dir.display()
+                );
+                assert!(!w.iter().any(|l| mentioned(&l)), "{w:?}");
+            }
+            Some(h) => {
+                warned += 1;
+                let point = h.point.display().to_string();
+                assert!(
+                    w.iter().any(|l| mentioned(&l)
+                        && l.contains("cgroup v1 hierarchy")
+                        && l.contains(&point)),
+                    "no warning for {field} in {point}: {w:?}"
+                );
+            }
+            None if controllers.split_whitespace().any(|c| c == controller) => {
+                let got = std::fs::read_to_string(dir.join(v2_file)).unwrap();
+                assert_eq!(got.trim(), v2_want, "{v2_file}");
+                assert!(!w.iter().any(|l| mentioned(&l)), "{w:?}");
+            }
+            None => {
                 warned += 1;
                 assert!(
-                    w.iter()
-                        .any(|l| l.contains(&format!("{field} is ignored")) && l.contains(file)),
+                    w.iter().any(|l| mentioned(&l) && l.contains(v2_file)),
                     "no warning for {field}: {w:?}"
                 );
             }
         }
-        assert_eq!(w.len(), warned, "one warning per absent controller: {w:?}");
-        finish(&b);
-        assert!(!dir.exists(), "{} left behind", dir.display());
-    } else {
-        assert_ignored_for_lack_of_delegation(&out, "linux.resources are ignored");
-        assert!(!dir.exists());
-        finish(&b);
+    }
+    assert_eq!(w.len(), warned, "one warning per limit not applied: {w:?}");
+    finish(&b);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    for h in &v1_writable {
+        let d = h.own_dir().join(&name);
+        assert!(!d.exists(), "{} left behind", d.display());
     }
 }
 

@@ -50,11 +50,6 @@ pub fn mounted() -> Vec<Hierarchy> {
     parse(&info, &own)
 }
 
-/// The cgroup2 mount, if there is one.
-pub fn v2(all: &[Hierarchy]) -> Option<&Hierarchy> {
-    all.iter().find(|h| h.fs == Fs::V2)
-}
-
 pub fn parse(mountinfo: &str, self_cgroup: &str) -> Vec<Hierarchy> {
     let mut out: Vec<Hierarchy> = Vec::new();
     for line in mountinfo.lines() {

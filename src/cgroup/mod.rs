@@ -23,6 +23,7 @@
 mod fs;
 mod hier;
 mod stats;
+mod v1;
 mod v2;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,124 @@ pub struct CgroupPlan {
     /// `linux.resources`, checked (each field through the feature table,
     /// each value that can be checked before the kernel sees it).
     pub resources: LinuxResources,
+    /// The device rules, in order: the config's, then the devices every
+    /// container has, then `linux.devices` (as runc and crun allow them).
+    pub devices: Vec<DeviceRule>,
+}
+
+/// One device rule of the `devices` controller (v1 files; v2 eBPF).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRule {
+    pub allow: bool,
+    /// `a` (all), `b` or `c`.
+    pub typ: char,
+    /// `None`: any.
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    /// Some of `rwm`.
+    pub access: String,
+}
+
+impl DeviceRule {
+    fn new(
+        allow: bool,
+        typ: char,
+        major: Option<i64>,
+        minor: Option<i64>,
+        access: &str,
+    ) -> DeviceRule {
+        DeviceRule {
+            allow,
+            typ,
+            major,
+            minor,
+            access: access.to_string(),
+        }
+    }
+
+    /// As `devices.allow` and `devices.deny` take it: `c 1:3 rwm`.
+    pub fn to_v1(&self) -> String {
+        let n = |v: Option<i64>| v.map_or("*".to_string(), |v| v.to_string());
+        format!(
+            "{} {}:{} {}",
+            self.typ,
+            n(self.major),
+            n(self.minor),
+            self.access
+        )
+    }
+}
+
+/// The devices every container may use, as runc and crun allow them: mknod
+/// of any, and the nodes hutch gives every container's /dev (null, zero,
+/// full, random, urandom, tty, console, ptmx, the pts).
+fn default_device_rules() -> Vec<DeviceRule> {
+    let c = |maj, min: Option<i64>| DeviceRule::new(true, 'c', Some(maj), min, "rwm");
+    vec![
+        DeviceRule::new(true, 'c', None, None, "m"),
+        DeviceRule::new(true, 'b', None, None, "m"),
+        c(1, Some(3)),
+        c(1, Some(5)),
+        c(1, Some(7)),
+        c(1, Some(8)),
+        c(1, Some(9)),
+        c(5, Some(0)),
+        c(5, Some(1)),
+        c(5, Some(2)),
+        c(136, None),
+    ]
+}
+
+/// The device rules of a container with a cgroup (see [`CgroupPlan::devices`]).
+fn device_rules(linux: &oci_spec::runtime::Linux) -> Result<Vec<DeviceRule>> {
+    use oci_spec::runtime::LinuxDeviceType as T;
+    let mut out = Vec::new();
+    let resources = linux.resources().as_ref();
+    for d in resources
+        .and_then(|r| r.devices().as_deref())
+        .unwrap_or_default()
+    {
+        let typ = match d.typ().unwrap_or(T::A) {
+            T::A => 'a',
+            T::B => 'b',
+            T::C | T::U => 'c',
+            T::P => {
+                return Err(Error::Config(
+                    "linux.resources.devices: type `p` (a FIFO) is not a device the devices controller knows".into(),
+                ))
+            }
+        };
+        let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+        if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
+            return Err(Error::Config(format!(
+                "linux.resources.devices: bad access `{access}` (some of r, w, m)"
+            )));
+        }
+        out.push(DeviceRule::new(
+            d.allow(),
+            typ,
+            d.major(),
+            d.minor(),
+            &access,
+        ));
+    }
+    out.extend(default_device_rules());
+    for d in linux.devices().as_deref().unwrap_or_default() {
+        let rule = oci_spec::runtime::LinuxDeviceCgroup::from(d);
+        let typ = match rule.typ() {
+            Some(T::B) => 'b',
+            Some(T::C | T::U) => 'c',
+            _ => continue,
+        };
+        out.push(DeviceRule::new(
+            true,
+            typ,
+            rule.major(),
+            rule.minor(),
+            "rwm",
+        ));
+    }
+    Ok(out)
 }
 
 /// How `create` makes the cgroup (`--systemd-cgroup` asks for systemd).
@@ -128,26 +247,45 @@ pub fn plan(linux: &oci_spec::runtime::Linux) -> Result<Option<CgroupPlan>> {
     }
     let resources = linux.resources().clone().unwrap_or_default();
     check(&resources)?;
+    let devices = device_rules(linux)?;
     let limits = asks_for_limits(&resources);
     Ok(match place {
         Some(place) => Some(CgroupPlan {
             place,
             configured,
             resources,
+            devices,
         }),
         None if limits => Some(CgroupPlan {
             place: Where::Default,
             configured: None,
             resources,
+            devices,
         }),
         None => None,
     })
 }
 
-/// Whether `r` sets anything a new cgroup does not have already.
+/// Whether `r` sets anything a new cgroup does not have already (device
+/// rules alone do not: buildah and podman send a deny-all to every
+/// container, and its /dev holds only its own devices anyway).
 fn asks_for_limits(r: &LinuxResources) -> bool {
-    v2::settings(r).iter().any(|s| s.value != "max")
+    let v1_only = v1::settings(r, &[])
+        .into_iter()
+        .any(|s| V1_ONLY.iter().any(|f| s.file.starts_with(f)));
+    v1_only || v2::settings(r).iter().any(|s| s.value != "max")
 }
+
+/// The v1 files that have no cgroup v2 counterpart.
+const V1_ONLY: &[&str] = &[
+    "memory.swappiness",
+    "memory.oom_control",
+    "memory.kmem.",
+    "cpu.rt_",
+    "blkio.leaf_weight",
+    "net_cls.",
+    "net_prio.",
+];
 
 /// `slice:prefix:name`, the form runc's systemd driver takes.
 fn is_systemd_form(p: &str) -> bool {
@@ -219,8 +357,18 @@ pub fn check(r: &LinuxResources) -> Result<()> {
         if m.kernel().is_some() || m.kernel_tcp().is_some() {
             gate("linux.resources.memory.kernel")?;
         }
-        if m.swappiness().is_some() {
+        if m.kernel().is_some() {
+            crate::features::config_warning(format_args!(
+                "linux.resources.memory.kernel is ignored: Linux no longer applies kernel memory limits (memory.kmem.limit_in_bytes)"
+            ));
+        }
+        if let Some(v) = m.swappiness() {
             gate("linux.resources.memory.swappiness")?;
+            if v > 100 {
+                return Err(Error::Config(format!(
+                    "linux.resources.memory.swappiness {v} is above 100"
+                )));
+            }
         }
         if m.disable_oom_killer() == Some(true) {
             gate("linux.resources.memory.disableOOMKiller")?;
@@ -338,12 +486,22 @@ fn check_unified_key(key: &str) -> Result<()> {
 pub struct Cgroup {
     /// The cgroup2 directory (a v2 host, or the unified part of a hybrid one).
     v2: Option<v2::Cgroup>,
-    /// The directories hutch made, deepest first: what `delete` removes.
+    /// Its directory in each v1 hierarchy (a v1 or hybrid host).
+    v1: Vec<v1::Part>,
+    /// The directories hutch made, deepest first in each hierarchy: what
+    /// `delete` removes.
     made: Vec<PathBuf>,
 }
 
-/// Make the container's cgroup and write its settings; `None` (after one
-/// warning) when the caller may not make it. On error nothing is left.
+/// Why hutch could not make the container's cgroup in one hierarchy.
+struct Denied {
+    hierarchy: hier::Hierarchy,
+    why: String,
+}
+
+/// Make the container's cgroup in each hierarchy the host mounts and
+/// write the settings, each where its controller is; `None` (after one
+/// warning) when the caller may make it in none. On error nothing is left.
 pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<Cgroup>> {
     // The systemd driver is not there yet: its cgroup is made as cgroupfs's.
     let _ = manager;
@@ -351,47 +509,108 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
         Some(p) => format!("linux.cgroupsPath `{p}` is"),
         None => "linux.resources are".to_string(),
     };
-    let ignored = |why: String| {
-        tracing::warn!("{what} ignored: {why}");
-        Ok(None)
-    };
     let all = hier::mounted();
-    let Some(h) = hier::v2(&all) else {
-        return ignored("no cgroup2 file system is mounted (cgroup v1 is not managed)".into());
+    if all.is_empty() {
+        tracing::warn!("{what} ignored: no cgroup file system is mounted");
+        return Ok(None);
+    }
+    let mut cg = Cgroup {
+        v2: None,
+        v1: Vec::new(),
+        made: Vec::new(),
     };
-    let Some(wanted) = wanted(&plan.place, h, id) else {
-        return ignored(
-            "hutch's own cgroup v2 is unknown (no `0::` line in /proc/self/cgroup)".into(),
+    let mut denied: Vec<Denied> = Vec::new();
+    let mut dirs: Vec<(hier::Hierarchy, fs::Dir)> = Vec::new();
+    for h in &all {
+        match make_in(h, &plan.place, id) {
+            Ok(d) => {
+                cg.made.extend(d.made.iter().cloned());
+                dirs.push((h.clone(), d));
+            }
+            Err(Err(e)) => {
+                cg.discard();
+                return Err(e);
+            }
+            Err(Ok(why)) => denied.push(Denied {
+                hierarchy: h.clone(),
+                why,
+            }),
+        }
+    }
+    if dirs.is_empty() {
+        let why = denied.first().map(|d| d.why.as_str()).unwrap_or_default();
+        tracing::warn!(
+            "{what} ignored: {why} (hutch needs a delegated cgroup v2 subtree there, or root for cgroup v1)"
         );
-    };
-    let Some(dir) = h.dir_of(&wanted) else {
-        return ignored(format!(
-            "cgroup `{}` is outside the cgroup2 mount at `{}`",
-            wanted.display(),
-            h.point.display()
-        ));
-    };
-    let below = dir
-        .strip_prefix(&h.point)
-        .unwrap_or(Path::new(""))
-        .to_path_buf();
-    match fs::make(&h.point, &below, fs::Fs::V2) {
-        Ok(d) => {
-            let made = d.made.clone();
-            match v2::setup(d, &v2::settings(&plan.resources)) {
-                Ok(cg) => Ok(Some(Cgroup { v2: Some(cg), made })),
-                Err(e) => {
-                    fs::discard(&made);
-                    Err(e)
-                }
+        return Ok(None);
+    }
+    let v1_settings = v1::settings(&plan.resources, &plan.devices);
+    let v2_settings: Vec<Setting> = v2::settings(&plan.resources)
+        .into_iter()
+        .filter(|s| !in_v1(&all, s))
+        .collect();
+    let set_up = (|| -> Result<()> {
+        for (h, d) in dirs {
+            match h.fs {
+                fs::Fs::V2 => cg.v2 = Some(v2::setup(d, &v2_settings)?),
+                fs::Fs::V1 => cg.v1.push(v1::Part::setup(d, &h, &v1_settings)?),
             }
         }
-        Err(fs::Made::Denied(step, path, errno)) => ignored(format!(
-            "{step} `{}`: {} (hutch needs a delegated cgroup v2 subtree there)",
-            path.display(),
-            errno.desc()
-        )),
-        Err(fs::Made::Failed(e)) => Err(e),
+        Ok(())
+    })();
+    if let Err(e) = set_up {
+        cg.discard();
+        return Err(e);
+    }
+    cg.warn_unapplied(&all, &denied, &v1_settings, &v2_settings, plan);
+    Ok(Some(cg))
+}
+
+/// Whether setting `s`'s controller is in a v1 hierarchy here.
+fn in_v1(all: &[hier::Hierarchy], s: &Setting) -> bool {
+    s.controller()
+        .map(v1_name)
+        .is_some_and(|c| all.iter().any(|h| h.fs == fs::Fs::V1 && h.has(c)))
+}
+
+/// The v1 name of a cgroup v2 controller (`io` was `blkio`).
+fn v1_name(v2: &str) -> &str {
+    match v2 {
+        "io" => "blkio",
+        c => c,
+    }
+}
+
+/// Make the container's cgroup in hierarchy `h`: `Err(Ok(why))` when the
+/// caller may not (not an error), `Err(Err(e))` on a real failure.
+fn make_in(
+    h: &hier::Hierarchy,
+    place: &Where,
+    id: &str,
+) -> std::result::Result<fs::Dir, std::result::Result<String, Error>> {
+    let name = match h.fs {
+        fs::Fs::V2 => "cgroup v2".to_string(),
+        fs::Fs::V1 => format!("{} cgroup", h.key()),
+    };
+    let Some(wanted) = wanted(place, h, id) else {
+        return Err(Ok(format!(
+            "hutch's own {name} is unknown (not in /proc/self/cgroup)"
+        )));
+    };
+    let Some(dir) = h.dir_of(&wanted) else {
+        return Err(Ok(format!(
+            "cgroup `{}` is outside the mount at `{}`",
+            wanted.display(),
+            h.point.display()
+        )));
+    };
+    let below = dir.strip_prefix(&h.point).unwrap_or(Path::new(""));
+    match fs::make(&h.point, below, h.fs) {
+        Ok(d) => Ok(d),
+        Err(fs::Made::Denied(step, path, errno)) => {
+            Err(Ok(format!("{step} `{}`: {}", path.display(), errno.desc())))
+        }
+        Err(fs::Made::Failed(e)) => Err(Err(e)),
     }
 }
 
@@ -405,6 +624,74 @@ fn wanted(place: &Where, h: &hier::Hierarchy, id: &str) -> Option<PathBuf> {
 }
 
 impl Cgroup {
+    /// One warning per field that went nowhere: its controller is in a
+    /// hierarchy the caller may not write, it is a v1-only setting on a
+    /// controller cgroup v2 holds, or no cgroup2 directory was made for a
+    /// v2 setting.
+    fn warn_unapplied(
+        &self,
+        all: &[hier::Hierarchy],
+        denied: &[Denied],
+        v1_settings: &[Setting],
+        v2_settings: &[Setting],
+        plan: &CgroupPlan,
+    ) {
+        let mut warned: Vec<&str> = Vec::new();
+        let warn = |s: &str, why: String| tracing::warn!("{s} is ignored: {why}");
+        // Device rules are worth a warning only when the config allows a
+        // device itself: the rest is the deny-all and the defaults every
+        // container gets, and its /dev holds only its own devices anyway.
+        let allows_devices = plan
+            .resources
+            .devices()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|d| d.allow());
+        for s in v1_settings {
+            let Some(c) = s.controller() else { continue };
+            if self.v1.iter().any(|p| p.has(c))
+                || warned.contains(&s.field.as_str())
+                || (c == "devices" && !allows_devices)
+            {
+                continue;
+            }
+            let why = if let Some(d) = denied.iter().find(|d| d.hierarchy.has(c)) {
+                format!(
+                    "the {c} controller is in the cgroup v1 hierarchy at `{}`, where {}",
+                    d.hierarchy.point.display(),
+                    d.why
+                )
+            } else if all.iter().any(|h| h.fs == fs::Fs::V1 && h.has(c)) {
+                continue;
+            } else if c == "devices" {
+                "cgroup v2 device rules need an eBPF program, which hutch does not load".to_string()
+            } else if V1_ONLY.iter().any(|f| s.file.starts_with(f)) {
+                format!(
+                    "{} is a cgroup v1 file, and no v1 hierarchy here has the {c} controller",
+                    s.file
+                )
+            } else {
+                continue;
+            };
+            warned.push(&s.field);
+            warn(&s.field, why);
+        }
+        if self.v2.is_none() {
+            for s in v2_settings {
+                if warned.contains(&s.field.as_str()) {
+                    continue;
+                }
+                let why = match denied.iter().find(|d| d.hierarchy.fs == fs::Fs::V2) {
+                    Some(d) => format!("it needs cgroup v2, where {}", d.why),
+                    None => format!("it needs cgroup v2 (file {}), which is not mounted", s.file),
+                };
+                warned.push(&s.field);
+                warn(&s.field, why);
+            }
+        }
+    }
+
     /// The cgroup2 directory to clone the container process into
     /// (`clone3(CLONE_INTO_CGROUP)`), when there is one.
     pub fn clone_into(&self) -> Option<BorrowedFd<'_>> {
@@ -412,16 +699,22 @@ impl Cgroup {
     }
 
     /// Place process `pid` (0: the caller) in the cgroups the clone did
-    /// not put it in; before it runs anything of the container's.
+    /// not put it in (each v1 hierarchy's); before it runs anything of
+    /// the container's.
     pub fn enter(&self, pid: i32) -> Result<()> {
-        let _ = pid;
-        Ok(())
+        self.v1.iter().try_for_each(|p| p.enter(pid))
     }
 
     /// What the state entry keeps to reopen and remove it: `cgroup.json`.
     pub fn record(&self) -> serde_json::Value {
+        let v1: serde_json::Map<String, serde_json::Value> = self
+            .v1
+            .iter()
+            .map(|p| (p.key.clone(), serde_json::json!(p.path)))
+            .collect();
         serde_json::json!({
             "v2": self.v2.as_ref().map(|c| &c.path),
+            "v1": v1,
             "made": self.made,
         })
     }
@@ -430,31 +723,64 @@ impl Cgroup {
     pub fn discard(self) {
         let made = self.made;
         drop(self.v2);
+        drop(self.v1);
         fs::discard(&made);
+    }
+
+    /// The v1 part with `controller`.
+    fn v1_with(&self, controller: &str) -> Option<&v1::Part> {
+        self.v1.iter().find(|p| p.has(controller))
     }
 
     /// Freeze every process in the cgroup; returns once they are frozen.
     pub fn freeze(&self) -> Result<()> {
-        self.v2_part("freeze")?.freeze()
+        match (self.v1_with("freezer"), &self.v2) {
+            (Some(p), _) => p.set_frozen(true),
+            (None, Some(c)) => c.freeze(),
+            (None, None) => Err(self.none("freeze")),
+        }
     }
 
     /// Thaw what [`Cgroup::freeze`] froze.
     pub fn thaw(&self) -> Result<()> {
-        self.v2_part("thaw")?.thaw()
+        match (self.v1_with("freezer"), &self.v2) {
+            (Some(p), _) => p.set_frozen(false),
+            (None, Some(c)) => c.thaw(),
+            (None, None) => Err(self.none("thaw")),
+        }
     }
 
     /// Whether the cgroup is frozen (`state` says `paused`).
     pub fn is_frozen(&self) -> Result<bool> {
-        match &self.v2 {
-            Some(c) => c.is_frozen(),
-            None => Ok(false),
+        match (self.v1_with("freezer"), &self.v2) {
+            (Some(p), _) => p.is_frozen(),
+            (None, Some(c)) => c.is_frozen(),
+            (None, None) => Ok(false),
         }
     }
 
-    /// Write new resources (`update`); `r` is checked first.
+    /// Write new resources (`update`); `r` is checked first. Each setting
+    /// goes where its controller is, as at create (device rules are not
+    /// changed).
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
         check(r)?;
-        self.v2_part("update")?.write(&v2::settings(r))
+        let v1_settings = v1::settings(r, &[]);
+        for p in &self.v1 {
+            p.write(&v1_settings)?;
+        }
+        if let Some(c) = &self.v2 {
+            let held: Vec<&str> = self
+                .v1
+                .iter()
+                .flat_map(|p| p.controllers.iter().map(String::as_str))
+                .collect();
+            let v2_settings: Vec<Setting> = v2::settings(r)
+                .into_iter()
+                .filter(|s| !s.controller().is_some_and(|c| held.contains(&v1_name(c))))
+                .collect();
+            c.write(&v2_settings)?;
+        }
+        Ok(())
     }
 
     /// Usage and limits, in runc's `events --stats` shape.
@@ -463,25 +789,37 @@ impl Cgroup {
         if let Some(c) = &self.v2 {
             c.stats(&mut s);
         }
+        for p in &self.v1 {
+            p.stats(&mut s);
+        }
         Ok(s)
     }
 
     /// Every process in the cgroup and below it.
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let c = self.v2_part("list the processes of")?;
-        fs::pids_below(c.dir()).map_err(|e| Error::sys("read", c.path.join("cgroup.procs"), e))
+        // Every process is in every hierarchy: any one lists them all.
+        if let Some(c) = &self.v2 {
+            return fs::pids_below(c.dir())
+                .map_err(|e| Error::sys("read", c.path.join("cgroup.procs"), e));
+        }
+        match self.v1_with("pids").or(self.v1.first()) {
+            Some(p) => p.pids(),
+            None => Err(self.none("list the processes of")),
+        }
     }
 
-    /// A watch on OOM kills in the cgroup: poll [`OomWatch::fd`] for
-    /// readability/priority, then [`OomWatch::count`].
+    /// A watch on OOM kills in the cgroup: poll [`OomWatch::fd`], then
+    /// [`OomWatch::count`].
     pub fn oom_watch(&self) -> Result<OomWatch> {
-        self.v2_part("watch")?.oom_watch()
+        match (self.v1_with("memory"), &self.v2) {
+            (Some(p), _) => p.oom_watch(),
+            (None, Some(c)) => c.oom_watch(),
+            (None, None) => Err(self.none("watch")),
+        }
     }
 
-    fn v2_part(&self, what: &str) -> Result<&v2::Cgroup> {
-        self.v2.as_ref().ok_or_else(|| {
-            Error::Container(format!("cannot {what} the container: it has no cgroup"))
-        })
+    fn none(&self, what: &str) -> Error {
+        Error::Container(format!("cannot {what} the container: it has no cgroup"))
     }
 }
 
@@ -518,8 +856,17 @@ pub fn reopen(record: &serde_json::Value) -> Result<Cgroup> {
         .and_then(|v| v.as_str())
         .map(|p| v2::Cgroup::open(Path::new(p)))
         .transpose()?;
+    let mut v1 = Vec::new();
+    if let Some(parts) = record.get("v1").and_then(|v| v.as_object()) {
+        for (key, path) in parts {
+            if let Some(path) = path.as_str() {
+                v1.push(v1::Part::open(key, Path::new(path))?);
+            }
+        }
+    }
     Ok(Cgroup {
         v2,
+        v1,
         made: made_of(record),
     })
 }
@@ -539,6 +886,18 @@ fn made_of(record: &serde_json::Value) -> Vec<PathBuf> {
 /// Remove the directories a record says hutch made (deepest first),
 /// killing whatever still runs in them.
 pub fn remove(record: &serde_json::Value) -> Result<()> {
+    // Frozen processes cannot die: thaw a v1 freezer cgroup first (a v2
+    // one lets cgroup.kill through).
+    if let Some(freezer) = record
+        .get("v1")
+        .and_then(|v| v.as_object())
+        .and_then(|m| m.iter().find(|(k, _)| k.split(',').any(|c| c == "freezer")))
+        .and_then(|(_, p)| p.as_str())
+    {
+        if let Ok(dir) = fs::open_cgroup(Path::new(freezer), fs::Fs::V1) {
+            let _ = fs::write(dir.as_fd(), "freezer.state", "THAWED");
+        }
+    }
     for path in made_of(record) {
         fs::remove(&path)?;
     }

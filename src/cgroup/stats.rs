@@ -276,6 +276,91 @@ pub fn v2(dir: BorrowedFd<'_>, s: &mut Stats) {
     }
 }
 
+/// What a v1 hierarchy's directory says, for the controllers it has.
+pub fn v1(dir: BorrowedFd<'_>, controllers: &[String], s: &mut Stats) {
+    let has = |c: &str| controllers.iter().any(|x| x == c);
+    if has("cpuacct") {
+        s.cpu.total = fs::read_u64(dir, "cpuacct.usage").unwrap_or(0);
+        s.cpu.percpu = fs::read(dir, "cpuacct.usage_percpu")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // cpuacct.stat counts USER_HZ (100 a second) ticks.
+        let ticks = keyed(dir, "cpuacct.stat");
+        let ns = |k: &str| ticks.get(k).copied().unwrap_or(0) * 10_000_000;
+        s.cpu.user = ns("user");
+        s.cpu.kernel = ns("system");
+    }
+    if has("cpu") {
+        let cpu = keyed(dir, "cpu.stat");
+        s.cpu.periods = cpu.get("nr_periods").copied().unwrap_or(0);
+        s.cpu.throttled_periods = cpu.get("nr_throttled").copied().unwrap_or(0);
+        s.cpu.throttled_time = cpu.get("throttled_time").copied().unwrap_or(0);
+    }
+    if has("memory") {
+        let entry = |prefix: &str| MemoryEntry {
+            limit: fs::read_u64(dir, &format!("{prefix}.limit_in_bytes")).unwrap_or(0),
+            usage: fs::read_u64(dir, &format!("{prefix}.usage_in_bytes")).unwrap_or(0),
+            max: fs::read_u64(dir, &format!("{prefix}.max_usage_in_bytes")).unwrap_or(0),
+            failcnt: fs::read_u64(dir, &format!("{prefix}.failcnt")).unwrap_or(0),
+        };
+        s.memory.usage = entry("memory");
+        s.memory.swap = entry("memory.memsw");
+        s.memory.kernel = entry("memory.kmem");
+        let stat = keyed(dir, "memory.stat");
+        s.memory.cache = stat.get("cache").copied().unwrap_or(0);
+        s.memory.raw = stat;
+    }
+    if has("pids") {
+        s.pids = Pids {
+            current: fs::read_u64(dir, "pids.current").unwrap_or(0),
+            limit: fs::read_u64(dir, "pids.max").unwrap_or(0),
+        };
+    }
+    if has("blkio") {
+        s.blkio.service_bytes = blkio_v1(dir, "blkio.throttle.io_service_bytes_recursive");
+        s.blkio.serviced = blkio_v1(dir, "blkio.throttle.io_serviced_recursive");
+    }
+    if has("hugetlb") {
+        for size in hugepage_sizes() {
+            let f = |k: &str| fs::read_u64(dir, &format!("hugetlb.{size}.{k}"));
+            let Some(usage) = f("usage_in_bytes") else {
+                continue;
+            };
+            s.hugetlb.insert(
+                size.clone(),
+                Hugetlb {
+                    usage,
+                    max: f("max_usage_in_bytes").unwrap_or(0),
+                    failcnt: f("failcnt").unwrap_or(0),
+                },
+            );
+        }
+    }
+}
+
+/// `MAJ:MIN Op value` lines (the `Total` line without a device is left out).
+fn blkio_v1(dir: BorrowedFd<'_>, name: &str) -> Vec<BlkioEntry> {
+    fs::read(dir, name)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [dev, op, value] = f[..] else {
+                return None;
+            };
+            let (major, minor) = dev.split_once(':')?;
+            Some(BlkioEntry {
+                major: major.parse().ok()?,
+                minor: minor.parse().ok()?,
+                op: op.to_string(),
+                value: value.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
 /// The huge page sizes the kernel has, as cgroup files name them (`2MB`).
 pub fn hugepage_sizes() -> Vec<String> {
     let mut out = Vec::new();
@@ -324,6 +409,30 @@ pub fn v2_oom_watch(dir: BorrowedFd<'_>, path: &Path) -> Result<OomWatch> {
     Ok(OomWatch {
         fd,
         kind: OomKind::V2 { last },
+    })
+}
+
+/// Register an eventfd for OOM events of the v1 memory cgroup `dir`.
+pub fn v1_oom_watch(dir: BorrowedFd<'_>, path: &Path) -> Result<OomWatch> {
+    let efd: OwnedFd = nix::sys::eventfd::EventFd::from_flags(
+        nix::sys::eventfd::EfdFlags::EFD_CLOEXEC | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
+    )
+    .map_err(|e| Error::call("make an eventfd", e))?
+    .into();
+    let control: OwnedFd = openat(
+        dir,
+        "memory.oom_control",
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open", path.join("memory.oom_control"), e))?;
+    use std::os::fd::AsRawFd;
+    let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
+    fs::write(dir, "cgroup.event_control", &line)
+        .map_err(|e| Error::sys("write", path.join("cgroup.event_control"), e))?;
+    Ok(OomWatch {
+        fd: efd,
+        kind: OomKind::V1,
     })
 }
 
