@@ -76,8 +76,8 @@ pub fn update(g: &Globals, id: &str, resources: &LinuxResources) -> Result<()> {
 
 /// `events`: print the container's statistics as runc does, one JSON
 /// object per line: once with `once`, else every `interval` until the
-/// container stops, with an `oom` line for each OOM kill in its cgroup as
-/// it happens.
+/// container stops, with an `oom` line when the kernel reports OOM in its
+/// cgroup.
 pub fn events(g: &Globals, id: &str, interval: Duration, once: bool) -> Result<()> {
     let (entry, record) = acting_on(g, id, "report events of", Status::has_processes)?;
     let cg = cgroup_of(&entry, "report events of")?;
@@ -126,10 +126,11 @@ pub fn events(g: &Globals, id: &str, interval: Duration, once: bool) -> Result<(
                     Err(e) => return Err(Error::call("wait for oom events", e)),
                 }
             };
-            if ready {
-                for _ in 0..w.count()? {
-                    print(json!({"type": "oom", "id": id}))?;
-                }
+            // One line per wake-up with new OOM events, as runc: the kernel
+            // signals several for one kill (v1). The watch also fires when
+            // the cgroup is removed (delete): that is not an OOM.
+            if ready && w.count()? > 0 && cg.pids().is_ok() {
+                print(json!({"type": "oom", "id": id}))?;
             }
         }
     }
