@@ -236,7 +236,9 @@ expect "stop: podman stop" ok
 expect "stop: status" exited
 expect "start: podman start" ok
 expect "start: status" running
-expect "start: host memory.limit_in_bytes" 134217728
+# podman 4.3 keeps the updated limits only while the container runs: a
+# start makes its cgroup from the config again (crun alike).
+expect "start: host memory.limit_in_bytes" 67108864
 expect "start: host pids.max" 50
 expect "rm: podman rm -f" ok
 expect "rm: cgroups left" ""
