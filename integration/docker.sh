@@ -42,6 +42,9 @@ done
 
 W=$(mktemp -d /tmp/hutch-docker.XXXXXX) || die "mktemp failed"
 chmod 711 "$W"
+# Daemons and monitors started from here inherit this directory (conmon
+# writes an `oom` file into its own when a container is OOM-killed).
+cd "$W" || die "cd $W"
 PARENT="hutch-docker-${W##*.}"
 SOCK="$W/docker.sock"
 export DOCKER_HOST="unix://$SOCK" DOCKER_CONFIG="$W/cli"
@@ -203,8 +206,16 @@ check() {
     rec "$rt" "start: host memory.limit_in_bytes" "$(hostcg memory memory.limit_in_bytes)"
     rec "$rt" "start: host pids.max" "$(hostcg pids pids.max)"
 
+    # A second container beside it, under the same cgroup parent: removing
+    # the first must leave it running (the first one's create made the
+    # parent).
+    local other
+    other=$(D run -d --runtime "$rt" --network none --pids-limit 10 hutch-busybox:1 sleep 1000)
     D rm -f "$cid" >/dev/null 2>"$W/rm-$rt.err"
     rec "$rt" "rm: docker rm -f" "$([ $? = 0 ] && echo ok || norm <"$W/rm-$rt.err")"
+    rec "$rt" "rm: the other container" "$(D inspect -f '{{.State.Status}}' "$other" 2>&1 | head -n 1)"
+    rec "$rt" "rm: the other container's pids.max" "$(cid=$other hostcg pids pids.max)"
+    D rm -f "$other" >/dev/null 2>&1
     rec "$rt" "rm: cgroups left" "$(find /sys/fs/cgroup/*/"$PARENT" -name "*$cid*" 2>/dev/null \
         | sed "s|^/sys/fs/cgroup/||" | tr '\n' ' ' | norm)"
     rec "$rt" "rm: runtime list" "$("$bin" --root "$rtroot" list -q 2>&1 | norm)"
@@ -262,6 +273,8 @@ expect "start: host memory.limit_in_bytes" 134217728
 expect "start: host pids.max" 100
 expect "rm: docker rm -f" ok
 expect "rm: cgroups left" ""
+expect "rm: the other container" running
+expect "rm: the other container's pids.max" 10
 expect "rm: runtime list" ""
 expect "rm: processes left" 0
 expect "limits: sleeps started with --pids-limit 20" 19
@@ -269,8 +282,10 @@ expect "limits: --memory 32m, 50 MB: OOM-killed, exit code" "true 137"
 
 : >"$W/res-hutch"
 : >"$W/res-crun"
-check crun
+# hutch first: its first container then makes the cgroup parent (the
+# sibling check above needs that).
 check hutch
+check crun
 
 # ---------------------------------------------------------------- report
 report hutch crun

@@ -33,6 +33,9 @@ done
 
 W=$(mktemp -d /tmp/hutch-podman.XXXXXX) || die "mktemp failed"
 chmod 711 "$W"
+# Daemons and monitors started from here inherit this directory (conmon
+# writes an `oom` file into its own when a container is OOM-killed).
+cd "$W" || die "cd $W"
 PARENT="hutch-podman-${W##*.}"
 started=$(date +%s)
 

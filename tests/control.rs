@@ -93,6 +93,33 @@ fn controller_dir(pid: i32, controller: &str) -> Option<PathBuf> {
     None
 }
 
+/// The directories of process `pid`'s cgroups that are not the test's own
+/// (those hutch placed it in), in every hierarchy.
+fn own_cgroup_dirs(pid: i32) -> Vec<PathBuf> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut dirs = Vec::new();
+    for line in cgroups.lines().filter(|l| !mine.lines().any(|m| m == *l)) {
+        let mut f = line.splitn(3, ':');
+        let (id, names, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let path = path.trim_start_matches('/');
+        if id == "0" {
+            dirs.extend(cgroup2_root().map(|r| r.join(path)));
+            continue;
+        }
+        let first = names.split(',').next().unwrap();
+        for m in info.lines() {
+            let (left, right) = m.split_once(" - ").unwrap();
+            let mut r = right.split_whitespace();
+            if r.next() == Some("cgroup") && r.nth(1).unwrap_or("").split(',').any(|o| o == first) {
+                dirs.push(PathBuf::from(left.split_whitespace().nth(4).unwrap()).join(path));
+            }
+        }
+    }
+    dirs
+}
+
 /// A bundle whose program counts in /tmp/n, every 10 ms, after touching
 /// /tmp/ready; with a cgroupsPath of its own.
 fn counter() -> Bundle {
@@ -250,6 +277,45 @@ fn delete_force_kills_a_paused_container() {
     finish(&b);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+}
+
+#[test]
+fn deleting_a_container_leaves_its_siblings_running() {
+    // Two containers below one parent cgroup, which the first one's create
+    // makes (as Docker's /docker/ID): deleting the first must not touch
+    // the second.
+    let a = counter();
+    let b = counter();
+    let parent = format!("hutch-test-{}-shared", a.id);
+    for (x, name) in [(&a, "a"), (&b, "b")] {
+        let path = if who() == Who::Root {
+            format!("/{parent}/{name}")
+        } else {
+            format!("{parent}/{name}")
+        };
+        let mut c = x.config.clone();
+        c["linux"]["cgroupsPath"] = json!(path);
+        std::fs::write(x.dir.join("config.json"), c.to_string()).unwrap();
+    }
+    start(&a);
+    start(&b);
+    let dirs = own_cgroup_dirs(b.pid());
+    if may_make_cgroups() {
+        assert!(!dirs.is_empty());
+    }
+    finish(&a);
+    assert_eq!(b.status(), "running");
+    assert!(counting(&b), "the sibling stopped counting");
+    for d in &dirs {
+        assert!(d.exists(), "{} was removed", d.display());
+    }
+    finish(&b);
+    // The parent is left, as runc and crun leave /docker; the test
+    // removes it.
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+        let _ = std::fs::remove_dir(d.parent().unwrap());
+    }
 }
 
 #[test]

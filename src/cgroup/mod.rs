@@ -898,10 +898,33 @@ pub fn remove(record: &serde_json::Value) -> Result<()> {
             let _ = fs::write(dir.as_fd(), "freezer.state", "THAWED");
         }
     }
+    // Only the container's own cgroups are emptied (killing what is left)
+    // and removed. A parent made for it may hold other containers' cgroups
+    // by now (Docker's /docker/ID): it goes only if it is empty.
+    let own = own_paths(record);
     for path in made_of(record) {
-        fs::remove(&path)?;
+        if own.contains(&path) {
+            fs::remove(&path)?;
+        } else {
+            let _ = std::fs::remove_dir(&path);
+        }
     }
     Ok(())
+}
+
+/// The container's own cgroups in a record: its cgroup2 one and each v1
+/// one.
+fn own_paths(record: &serde_json::Value) -> Vec<PathBuf> {
+    let v2 = record.get("v2").or_else(|| record.get("cgroup"));
+    let v1 = record
+        .get("v1")
+        .and_then(|v| v.as_object())
+        .into_iter()
+        .flat_map(|m| m.values());
+    v2.into_iter()
+        .chain(v1)
+        .filter_map(|p| p.as_str().map(PathBuf::from))
+        .collect()
 }
 
 #[cfg(test)]
