@@ -221,6 +221,16 @@ check() {
     rec "$rt" "rm: runtime list" "$("$bin" --root "$rtroot" list -q 2>&1 | norm)"
     rec "$rt" "rm: processes left" "$(pgrep -f -- "$cid" | grep -v '^$' | wc -l)"
 
+    # A paused container stops and goes (its frozen processes must die).
+    cid=$(D run -d --runtime "$rt" --network none hutch-busybox:1 sleep 1000)
+    D pause "$cid" >/dev/null 2>&1
+    rec "$rt" "paused: docker stop" "$(D stop -t 1 "$cid" >/dev/null 2>"$W/err" && echo ok || norm <"$W/err")"
+    rec "$rt" "paused: status after stop" "$(D inspect -f '{{.State.Status}}' "$cid" 2>&1 | norm)"
+    D start "$cid" >/dev/null 2>&1
+    D pause "$cid" >/dev/null 2>&1
+    rec "$rt" "paused: docker rm -f" "$(D rm -f "$cid" >/dev/null 2>"$W/err" && echo ok || norm <"$W/err")"
+    rec "$rt" "paused: processes left" "$(pgrep -f -- "$cid" | wc -l)"
+
     # The limits hold: forks past --pids-limit fail (the shell counts the
     # sleeps it started, and dies at the first failed fork), and a shell
     # growing past --memory is OOM-killed.
@@ -277,6 +287,10 @@ expect "rm: the other container" running
 expect "rm: the other container's pids.max" 10
 expect "rm: runtime list" ""
 expect "rm: processes left" 0
+expect "paused: docker stop" ok
+expect "paused: status after stop" exited
+expect "paused: docker rm -f" ok
+expect "paused: processes left" 0
 expect "limits: sleeps started with --pids-limit 20" 19
 expect "limits: --memory 32m, 50 MB: OOM-killed, exit code" "true 137"
 
