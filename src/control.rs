@@ -68,10 +68,27 @@ pub fn resume(g: &Globals, id: &str) -> Result<()> {
     cgroup_of(&entry, "resume")?.thaw()
 }
 
-/// `update`: write new limits into the container's cgroup.
+/// `update`: write new limits into the container's cgroup. A swap limit
+/// without a memory limit goes with the current memory limit (as in
+/// runc, where an update changes only what it names).
 pub fn update(g: &Globals, id: &str, resources: &LinuxResources) -> Result<()> {
     let (entry, _) = acting_on(g, id, "update", Status::has_processes)?;
-    cgroup_of(&entry, "update")?.update(resources)
+    let cg = cgroup_of(&entry, "update")?;
+    let mut doc = serde_json::to_value(resources).unwrap_or_default();
+    let memory = &doc["memory"];
+    if !memory["swap"].is_null() && memory["limit"].is_null() {
+        let now = cg.stats()?.memory.usage.limit;
+        let limit = i64::try_from(now).ok().filter(|&l| l > 0).unwrap_or(-1);
+        doc["memory"]["limit"] = limit.into();
+    }
+    let resources: LinuxResources = serde_json::from_value(doc)
+        .map_err(|e| Error::Usage(format!("cannot update container `{id}`: {e}")))?;
+    // The checks name config.json's fields: here they come from the
+    // command line or --resources.
+    cg.update(&resources).map_err(|e| match e {
+        Error::Config(m) => Error::Container(format!("cannot update container `{id}`: {m}")),
+        e => e,
+    })
 }
 
 /// `events`: print the container's statistics as runc does, one JSON

@@ -517,6 +517,29 @@ fn update_writes_limits_where_their_controller_is() {
             "memory.limit",
         );
     }
+    // A swap limit alone goes with the memory limit there is (v1 files:
+    // memory plus swap; v2: swap only).
+    let out = b.hutch(&["update", "--memory-swap", "128m", &b.id]);
+    match controller_dir(pid, "memory") {
+        Some(dir) if dir.join("memory.memsw.limit_in_bytes").exists() => {
+            assert_ok(&out);
+            let got = std::fs::read_to_string(dir.join("memory.memsw.limit_in_bytes")).unwrap();
+            assert_eq!(got.trim(), "134217728");
+        }
+        Some(dir) if dir.join("memory.swap.max").exists() => {
+            assert_ok(&out);
+            let got = std::fs::read_to_string(dir.join("memory.swap.max")).unwrap();
+            assert_eq!(got.trim(), "67108864");
+        }
+        _ => {}
+    }
+    assert_one_line_error(
+        &b.hutch(&["update", "--memory", "64m", "--memory-swap", "32m", &b.id]),
+        &format!(
+            "cannot update container `{}`: linux.resources.memory.swap",
+            b.id
+        ),
+    );
     // Bad input: one line, nothing changed.
     assert_one_line_error(
         &b.hutch(&["update", "--memory", "lots", &b.id]),
