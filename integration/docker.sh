@@ -2,8 +2,8 @@
 # integration/docker.sh HUTCH_BIN: Docker as root with hutch as a runtime,
 # checked against crun doing the same in the same run (issue 12).
 #
-# A private dockerd (its own socket, --data-root, --exec-root and pid file
-# under a mktemp directory; no bridge, no iptables, the vfs storage driver,
+# A private dockerd (its own socket, --data-root, --exec-root, pid file
+# and containerd under a mktemp directory; no bridge, no iptables, the vfs storage driver,
 # the cgroupfs driver with a cgroup parent of its own) has both runtimes
 # registered: "hutch" (HUTCH_BIN) and "crun" (CRUN=/usr/bin/crun). The
 # image is made with `docker import` from a busybox-static tarball: no
@@ -65,8 +65,12 @@ cleanup() {
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
         kill -0 "$pid" 2>/dev/null && { log "dockerd $pid did not stop: killing it"; kill -KILL "$pid"; }
     fi
-    # dockerd stops its containerd; one left behind (dockerd killed) and
-    # any shim still running are this run's: they name $W on their
+    pid=$(cat "$W/containerd.pid" 2>/dev/null)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    fi
+    # Anything still running (a shim) is this run's: it names $W on its
     # command line.
     for pid in $(pgrep -f -- "$W/"); do
         [ "$pid" != $$ ] && kill -KILL "$pid" 2>/dev/null
@@ -78,6 +82,9 @@ cleanup() {
     # its flags say).
     [ "$had_key" = 1 ] || rm -f /etc/docker/key.json
     [ "$had_run" = 1 ] || { rmdir /run/docker/plugins; rmdir /run/docker; } 2>/dev/null
+    # containerd's shims put their sockets in /run/containerd/s whatever
+    # its state directory.
+    [ "$had_ctrd" = 1 ] || { rmdir /run/containerd/s; rmdir /run/containerd; } 2>/dev/null
     if [ "${KEEP:-}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -85,6 +92,7 @@ trap 'exit 130' INT TERM
 
 had_key=0; [ -e /etc/docker/key.json ] && had_key=1
 had_run=0; [ -e /run/docker ] && had_run=1
+had_ctrd=0; [ -e /run/containerd ] && had_ctrd=1
 
 controllers_to_v1
 
@@ -107,9 +115,31 @@ cat >"$W/daemon.json" <<EOF
   }
 }
 EOF
-log "starting dockerd in $W"
+# containerd of its own too: without --containerd, dockerd would use a
+# system containerd whenever /run/containerd/containerd.sock exists.
+mkdir -p "$W/ctrd"
+cat >"$W/containerd.toml" <<TOML
+version = 2
+root = "$W/ctrd/root"
+state = "$W/ctrd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$W/ctrd/ctrd.sock"
+[ttrpc]
+  address = "$W/ctrd/ctrd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+TOML
+log "starting containerd and dockerd in $W"
+containerd --config "$W/containerd.toml" >"$W/containerd.log" 2>&1 &
+echo $! >"$W/containerd.pid"
+for _ in $(seq 100); do [ -S "$W/ctrd/ctrd.sock" ] && break; sleep 0.1; done
+[ -S "$W/ctrd/ctrd.sock" ] || { tail -n 20 "$W/containerd.log" >&2; die "containerd did not start"; }
 dockerd --config-file "$W/daemon.json" -H "unix://$SOCK" --data-root "$W/data" \
-    --exec-root "$W/exec" --pidfile "$W/dockerd.pid" >"$W/dockerd.log" 2>&1 &
+    --exec-root "$W/exec" --pidfile "$W/dockerd.pid" --containerd "$W/ctrd/ctrd.sock" \
+    >"$W/dockerd.log" 2>&1 &
 for _ in $(seq 150); do
     D version >/dev/null 2>&1 && break
     kill -0 $! 2>/dev/null || { tail -n 20 "$W/dockerd.log" >&2; die "dockerd exited"; }
