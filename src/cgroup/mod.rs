@@ -35,7 +35,15 @@ use oci_spec::runtime::LinuxResources;
 use crate::error::{Error, Result};
 use crate::features::gate;
 
+pub use fs::Fs;
+pub use hier::Hierarchy;
 pub use stats::Stats;
+
+/// The cgroup hierarchies this process sees mounted, each once, with its
+/// own cgroup in each (`mount::cgroup` shows the container its own).
+pub fn hierarchies() -> Vec<Hierarchy> {
+    hier::mounted()
+}
 
 /// Where the container's cgroup is, as the config says.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 //! trips over the flags the kernel locks in a user namespace. Read-only
 //! flags are applied last ([`Deferred`]), after every mount point exists.
 
+pub mod cgroup;
 pub mod dev;
 pub mod idmap;
 pub mod resolve;
@@ -103,7 +104,11 @@ pub fn apply(
         MountKind::Proc => bound_tree = fs_or_rbind(root, m, "proc", "/proc")?,
         MountKind::Sysfs => bound_tree = fs_or_rbind(root, m, "sysfs", "/sys")?,
         MountKind::Mqueue => bound_tree = fs_or_rbind(root, m, "mqueue", "/dev/mqueue")?,
-        MountKind::Cgroup => bound_tree = fs_or_rbind(root, m, "cgroup2", "/sys/fs/cgroup")?,
+        MountKind::Cgroup => {
+            cgroup::mount(root, m)?;
+            // `ro` covers each hierarchy mounted under a v1 host's tmpfs.
+            bound_tree = true;
+        }
         MountKind::Tmpfs => {
             let target = root.ensure(dest, Kind::Dir)?;
             let old = m
