@@ -218,6 +218,15 @@ check() {
     rec "$rt" "update: host pids.max" "$(hostcg pids pids.max)"
     rec "$rt" "update: inside memory.limit_in_bytes" "$(incg memory memory.limit_in_bytes)"
 
+    # The runtime's own `events --stats` (crun 1.8 has no `events`: its
+    # line is the cgroup file the value comes from).
+    if [ "$rt" = hutch ]; then
+        rec "$rt" "events --stats: memory limit, pids limit" "$("$bin" --root "$rtroot" events --stats "$cid" \
+            2>&1 | jq -r '"\(.data.memory.usage.limit) \(.data.pids.limit)"' 2>&1 | norm)"
+    else
+        rec "$rt" "events --stats: memory limit, pids limit" \
+            "$(hostcg memory memory.limit_in_bytes) $(hostcg pids pids.max)"
+    fi
     rec "$rt" "stats: memory limit" "$(D stats --no-stream --format '{{.MemUsage}}' "$cid" 2>&1 \
         | sed 's|.*/ *||' | norm)"
     rec "$rt" "top: commands" "$(D top "$cid" -o pid,args 2>&1 | tail -n +2 | sed -E 's/^ *[0-9]+ +//' \
@@ -300,6 +309,7 @@ expect "update: host cpu.cfs_quota_us" 50000
 expect "update: host cpu.cfs_period_us" 100000
 expect "update: host pids.max" 100
 expect "update: inside memory.limit_in_bytes" 134217728
+expect "events --stats: memory limit, pids limit" "134217728 100"
 expect "stats: memory limit" 128MiB
 expect "top: commands" "sleep 1000;"
 expect "exec: output" hello
