@@ -35,6 +35,16 @@ HUTCH=$(readlink -f "$1")
 [ -n "$HUTCH" ] || die "no runtime at $1"
 [ -x "$HUTCH" ] || die "runtime $HUTCH is not executable"
 [ "$(id -u)" = 0 ] || die "run as root (it starts a dockerd)"
+# Installing docker.io must not start the system's dockerd and containerd
+# (nothing would stop them): a policy-rc.d refuses service starts during
+# the install, and goes with it.
+if ! dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q 'ok installed'; then
+    (
+        policy=/usr/sbin/policy-rc.d
+        [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; trap 'rm -f "$policy"' EXIT; }
+        ensure_packages docker.io
+    ) || die "could not install docker.io"
+fi
 CRUN=$(readlink -f "${CRUN:-/usr/bin/crun}")
 for tool in dockerd docker containerd containerd-shim-runc-v2 jq "$CRUN" /bin/busybox; do
     command -v "$tool" >/dev/null || die "$tool is missing"

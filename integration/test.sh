@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
 
 ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev \
-    docker.io procps
+    procps
 ensure_rust
 ensure_users
 
