@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn resources_map_to_v1_files() {
-        let l = super::super::tests::linux(serde_json::json!({"resources": {
+        let l = super::super::plan::tests::linux(serde_json::json!({"resources": {
             "memory": {"limit": 1000, "reservation": -1, "swap": 3000, "swappiness": 30, "disableOOMKiller": true},
             "cpu": {"shares": 512, "quota": 50000, "period": 100000, "realtimeRuntime": 0, "realtimePeriod": 1000000, "cpus": "0"},
             "pids": {"limit": 10},

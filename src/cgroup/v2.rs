@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn resources_map_to_v2_files() {
-        let l = super::super::tests::linux(serde_json::json!({"resources": {
+        let l = super::super::plan::tests::linux(serde_json::json!({"resources": {
             "memory": {"limit": 1000, "reservation": -1, "swap": 3000},
             "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1"},
             "pids": {"limit": 10},
