@@ -93,7 +93,7 @@ pub struct CreateArgs {
 
 /// Flags of `update`, as runc's: sizes take a unit (64m, 1g); a value of
 /// 0 leaves the limit as it is.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
     /// A runtime-spec LinuxResources JSON file (`-`: standard input); the
     /// other flags are then ignored, as by runc

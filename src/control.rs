@@ -251,12 +251,23 @@ pub fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
 }
 
 fn flags_given(a: &UpdateArgs) -> bool {
-    let b = UpdateArgs {
-        resources: a.resources.clone(),
-        id: a.id.clone(),
-        ..UpdateArgs::default()
-    };
-    format!("{a:?}") != format!("{b:?}")
+    let sizes = [
+        &a.memory,
+        &a.memory_reservation,
+        &a.memory_swap,
+        &a.kernel_memory,
+        &a.kernel_memory_tcp,
+        &a.cpuset_cpus,
+        &a.cpuset_mems,
+    ];
+    sizes.iter().any(|v| v.is_some())
+        || a.blkio_weight.is_some()
+        || a.cpu_period.is_some()
+        || a.cpu_quota.is_some()
+        || a.cpu_share.is_some()
+        || a.cpu_rt_period.is_some()
+        || a.cpu_rt_runtime.is_some()
+        || a.pids_limit.is_some()
 }
 
 fn read_resources(path: &std::path::Path) -> Result<Value> {
@@ -570,6 +581,19 @@ mod tests {
         assert_eq!(v, json!({"memory": {"limit": 134217728}}));
         let r: LinuxResources = serde_json::from_value(v).unwrap();
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(134217728));
+    }
+
+    #[test]
+    fn flags_beside_resources_are_noticed() {
+        assert!(!flags_given(&args(&["--resources", "-", "x"])));
+        assert!(flags_given(&args(&[
+            "--resources",
+            "-",
+            "--pids-limit",
+            "3",
+            "x"
+        ])));
+        assert!(flags_given(&args(&["--cpuset-mems", "0", "x"])));
     }
 
     #[test]
