@@ -117,7 +117,12 @@ pub fn events(g: &Globals, id: &str, interval: Duration, once: bool) -> Result<(
         }
     };
     while state::is_alive(&record) {
-        print(stats(&cg)?)?;
+        match stats(&cg) {
+            Ok(v) => print(v)?,
+            // Stopped (and its cgroup gone) while being read: the end.
+            Err(_) if !state::is_alive(&record) => break,
+            Err(e) => return Err(e),
+        }
         let next = Instant::now() + interval;
         loop {
             let left = next.saturating_duration_since(Instant::now());
