@@ -10,12 +10,20 @@
 # exit trap.
 moved=()        # controllers moved from cgroup v2 to v1
 made_mnt=()     # mount points made for them
+disabled=()     # controllers taken out of the root's subtree_control
 cg2=$(cgroup2_root)
 
 controllers_to_v1() {
     local c d
     [ -n "$cg2" ] || return 0
     for c in $(cat "$cg2/cgroup.controllers"); do
+        # Enabled for the root's children (the cgroups tests as root leave
+        # hugetlb so): it cannot move while it is; put back afterwards.
+        if grep -qw "$c" "$cg2/cgroup.subtree_control"; then
+            echo "-$c" >"$cg2/cgroup.subtree_control" \
+                || die "cannot move the $c controller to cgroup v1 for crun: cgroups below $cg2 use it"
+            disabled+=("$c")
+        fi
         d=/sys/fs/cgroup/$c
         if [ ! -d "$d" ]; then mkdir "$d" && made_mnt+=("$d"); fi
         if mount -t cgroup -o "$c" cgroup "$d"; then moved+=("$c")
@@ -45,8 +53,12 @@ controllers_back() {
         grep -qw "$c" "$cg2/cgroup.controllers" || log "the $c controller did not return to cgroup v2"
     done
     for d in "${made_mnt[@]}"; do rmdir "$d" 2>/dev/null; done
+    for c in "${disabled[@]}"; do
+        echo "+$c" >"$cg2/cgroup.subtree_control" || log "could not enable $c in $cg2 again"
+    done
     moved=()
     made_mnt=()
+    disabled=()
 }
 
 # remove_cgroups NAME: remove /sys/fs/cgroup/*/NAME and what is below.
