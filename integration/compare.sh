@@ -17,8 +17,10 @@ controllers_to_v1() {
     local c d
     [ -n "$cg2" ] || return 0
     for c in $(cat "$cg2/cgroup.controllers"); do
-        # Enabled for the root's children (the cgroups tests as root leave
-        # hugetlb so): it cannot move while it is; put back afterwards.
+        # Enabled for the root's children (hutch's v2 backend enables what a
+        # limit needs in the parents' subtree_control, e.g. for
+        # tests/cgroups.rs's hugepageLimits as root; runc did it here too):
+        # it cannot move while it is. Enabled again afterwards.
         if grep -qw "$c" "$cg2/cgroup.subtree_control"; then
             echo "-$c" >"$cg2/cgroup.subtree_control" \
                 || die "cannot move the $c controller to cgroup v1 for crun: cgroups below $cg2 use it"
