@@ -140,3 +140,18 @@ fn the_cargo_built_binary_is_static() {
         );
     }
 }
+
+/// The fuzz corpus in git stays minimised and small (fuzz/README.md).
+#[test]
+fn the_fuzz_corpus_stays_small() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/config_to_plan");
+    let (mut files, mut bytes) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let len = entry.unwrap().metadata().unwrap().len();
+        assert!(len <= 4096, "a corpus input over 4 KiB");
+        files += 1;
+        bytes += len;
+    }
+    assert!(files > 0, "no corpus in {}", dir.display());
+    assert!(bytes <= 1 << 20, "the corpus holds {bytes} bytes, over 1 MiB");
+}
