@@ -506,3 +506,90 @@ pub fn set_mempolicy(mode: libc::c_int, nodemask: &[libc::c_ulong]) -> nix::Resu
     let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
     Errno::result(ret).map(drop)
 }
+
+/// `bpf(BPF_PROG_LOAD)` of a `BPF_PROG_TYPE_CGROUP_DEVICE` program, each
+/// instruction as its 8 bytes (`struct bpf_insn`). The verifier's log goes
+/// to `log` (empty on success).
+pub fn bpf_load_device_program(insns: &[[u8; 8]], log: &mut [u8]) -> nix::Result<OwnedFd> {
+    /// `union bpf_attr` for BPF_PROG_LOAD, up to `expected_attach_type`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct Load {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+        prog_name: [u8; 16],
+        prog_ifindex: u32,
+        expected_attach_type: u32,
+    }
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    let license = b"Apache-2.0\0";
+    let mut name = [0u8; 16];
+    name[..5].copy_from_slice(b"hutch");
+    let attr = Load {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: u32::from(!log.is_empty()),
+        log_size: log.len() as u32,
+        // No log: a null buffer (an empty slice's pointer is not null).
+        log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
+        prog_name: name,
+        expected_attach_type: BPF_CGROUP_DEVICE,
+        ..Load::default()
+    };
+    // SAFETY: `attr` and what it points to (insns, license, log) outlive
+    // the call; the size passed is the struct's.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const Load,
+            std::mem::size_of::<Load>() as u32,
+        )
+    };
+    // SAFETY: on success bpf(2) returned a new fd that nothing else owns.
+    Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `bpf(BPF_PROG_ATTACH)` of device program `prog` to the cgroup2
+/// directory `cgroup` (`BPF_CGROUP_DEVICE`, `BPF_F_ALLOW_MULTI`).
+pub fn bpf_attach_device_program(prog: BorrowedFd<'_>, cgroup: BorrowedFd<'_>) -> nix::Result<()> {
+    #[repr(C)]
+    struct Attach {
+        target_fd: u32,
+        attach_bpf_fd: u32,
+        attach_type: u32,
+        attach_flags: u32,
+        replace_bpf_fd: u32,
+    }
+    const BPF_PROG_ATTACH: libc::c_long = 8;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    const BPF_F_ALLOW_MULTI: u32 = 2;
+    let attr = Attach {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: `attr` outlives the call; the size passed is the struct's.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const Attach,
+            std::mem::size_of::<Attach>() as u32,
+        )
+    };
+    Errno::result(r).map(drop)
+}

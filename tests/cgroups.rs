@@ -981,3 +981,81 @@ fn the_cgroup_mount_shows_the_containers_own_cgroups_read_only() {
         finish(&b);
     }
 }
+
+/// `hutch run` of `b`; with `hide_v1_devices`, in a mount namespace of its
+/// own without the v1 devices hierarchy, as on a cgroup v2 host (root).
+fn run_maybe_without_v1_devices(b: &Bundle, hide_v1_devices: bool) -> Output {
+    let dir = b.dir.to_str().unwrap().to_string();
+    if !hide_v1_devices {
+        return b.run();
+    }
+    let state = b.state_dir();
+    std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("umount -l /sys/fs/cgroup/devices 2>/dev/null; exec \"$0\" \"$@\"")
+        .arg(hutch_bin())
+        .arg("--root")
+        .arg(state)
+        .args(["run", "--bundle", &dir, &b.id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn device_rules_decide_what_the_container_may_open() {
+    // /dev/fuse is bound in (a device node the container may reach), but
+    // only the config's rule lets it be opened: on cgroup v1 through the
+    // devices hierarchy, on cgroup v2 through the eBPF device program.
+    let script = "if (exec 3<>/dev/fuse) 2>/tmp/e; then echo fuse-open; else echo fuse-denied; fi; (exec 3</dev/null) && echo null-open";
+    let v1_devices = cg::v1_with("devices").is_some();
+    let variants: &[bool] = if who() == Who::Root && v1_devices {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &hide in variants {
+        for allow in [false, true] {
+            let mut b = bundle(script);
+            let (path, _) = cgroups_path(&b);
+            let mut rules = vec![json!({"allow": false, "access": "rwm"})];
+            if allow {
+                rules.push(
+                    json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}),
+                );
+            }
+            b.edit(|c| {
+                c["linux"]["cgroupsPath"] = json!(path);
+                c["linux"]["resources"] = json!({"devices": rules});
+                c["mounts"].as_array_mut().unwrap().push(json!({
+                    "destination": "/dev/fuse", "type": "bind", "source": "/dev/fuse", "options": ["bind"]
+                }));
+            });
+            let out = run_maybe_without_v1_devices(&b, hide);
+            assert_ok(&out);
+            let got = text(&out.stdout);
+            if who() == Who::Root {
+                let want = if allow {
+                    "fuse-open\nnull-open\n"
+                } else {
+                    "fuse-denied\nnull-open\n"
+                };
+                assert_eq!(got, want, "hide_v1_devices {hide}, allow {allow}");
+                assert!(warnings(&out).is_empty(), "{:?}", warnings(&out));
+            } else {
+                // No device cgroup for a plain user: its rule is warned about
+                // when it allows a device.
+                let w = warnings(&out);
+                assert!(got.ends_with("null-open\n"), "{got}");
+                if allow {
+                    assert!(
+                        w.iter()
+                            .any(|l| l.contains("linux.resources.devices is ignored")
+                                || l.contains("linux.cgroupsPath")),
+                        "{w:?}"
+                    );
+                }
+            }
+        }
+    }
+}

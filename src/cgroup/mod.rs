@@ -20,6 +20,7 @@
 //! user on cgroup v1: EACCES, EPERM, EROFS), one warning says so and the
 //! container runs without it.
 
+mod bpf;
 mod fs;
 mod hier;
 mod plan;
@@ -151,10 +152,23 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
         .into_iter()
         .filter(|s| !in_v1(&all, s))
         .collect();
+    // cgroup v2 has no devices files: the rules become an eBPF program
+    // (root only; a plain user's container has only the devices bound
+    // into its /dev, and cannot make nodes).
+    let ebpf_devices = nix::unistd::geteuid().is_root()
+        && !all
+            .iter()
+            .any(|h| h.fs == fs::Fs::V1 && h.has("devices"));
     let set_up = (|| -> Result<()> {
         for (h, d) in dirs {
             match h.fs {
-                fs::Fs::V2 => cg.v2 = Some(v2::setup(d, &v2_settings)?),
+                fs::Fs::V2 => {
+                    let c = v2::setup(d, &v2_settings)?;
+                    if ebpf_devices {
+                        bpf::attach(&plan.devices, c.dir(), &c.path)?;
+                    }
+                    cg.v2 = Some(c);
+                }
                 fs::Fs::V1 => cg.v1.push(v1::Part::setup(d, &h, &v1_settings)?),
             }
         }
@@ -267,7 +281,11 @@ impl Cgroup {
             } else if all.iter().any(|h| h.fs == fs::Fs::V1 && h.has(c)) {
                 continue;
             } else if c == "devices" {
-                "cgroup v2 device rules need an eBPF program, which hutch does not load".to_string()
+                if nix::unistd::geteuid().is_root() && self.v2.is_some() {
+                    continue;
+                }
+                "cgroup v2 device rules need an eBPF device program, which only root may load"
+                    .to_string()
             } else if V1_ONLY.iter().any(|f| s.file.starts_with(f)) {
                 format!(
                     "{} is a cgroup v1 file, and no v1 hierarchy here has the {c} controller",
