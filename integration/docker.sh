@@ -107,7 +107,24 @@ had_ctrd=0; [ -e /run/containerd ] && had_ctrd=1
 controllers_to_v1
 
 # ---------------------------------------------------------------- dockerd
-mkdir -p "$W/cli" "$W/data" "$W/exec"
+mkdir -p "$W/cli" "$W/data" "$W/exec" "$W/rt"
+# The runtimes through wrappers that log their argv (and what `update`
+# reads on its standard input) to $W/argv-NAME.log, then exec them.
+for rt in hutch crun; do
+    real=$HUTCH; [ "$rt" = crun ] && real=$CRUN
+    cat >"$W/rt/$rt" <<EOF
+#!/bin/sh
+log="$W/argv-$rt.log"
+{ for a in "\$@"; do printf ' %s' "\$a"; done; echo; } >>"\$log"
+case " \$* " in
+*" update "*" - "*|*" update "*"--resources=- "*)
+    in="\$(cat)"; echo "  stdin: \$in" >>"\$log"
+    printf '%s' "\$in" | "$real" "\$@"; exit ;;
+esac
+exec "$real" "\$@"
+EOF
+    chmod 755 "$W/rt/$rt"
+done
 cat >"$W/daemon.json" <<EOF
 {
   "bridge": "none",
@@ -120,8 +137,8 @@ cat >"$W/daemon.json" <<EOF
   "cgroup-parent": "/$PARENT",
   "features": {"buildkit": false},
   "runtimes": {
-    "hutch": {"path": "$HUTCH"},
-    "crun": {"path": "$CRUN"}
+    "hutch": {"path": "$W/rt/hutch"},
+    "crun": {"path": "$W/rt/crun"}
   }
 }
 EOF
@@ -354,5 +371,11 @@ check crun
 # ---------------------------------------------------------------- report
 report hutch crun
 status=$?
+# What Docker asked of each runtime: its commands, and update's document.
+for rt in hutch crun; do
+    log "docker called $rt for: $(awk '{ for (i = 1; i <= NF; i++) if ($i !~ /^-/ && $(i - 1) !~ /^--(root|log|log-format|bundle|pid-file|console-socket|process)$/) { print $i; break } }' \
+        "$W/argv-$rt.log" | grep -v '^stdin:' | sort | uniq -c | sort -rn | awk '{ printf "%s %s, ", $2, $1 }')"
+done
+log "update's document: $(grep -m1 'stdin:' "$W/argv-hutch.log" | sed 's/^ *stdin: //')"
 log "docker.sh took $(($(date +%s) - started)) s"
 exit "$status"
