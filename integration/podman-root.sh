@@ -256,5 +256,10 @@ check hutch
 
 report hutch crun
 status=$?
+# What podman (through conmon) asked of each runtime.
+for rt in hutch crun; do
+    log "podman called $rt for: $(awk '{ for (i = 1; i <= NF; i++) if ($i !~ /^-/ && $(i - 1) !~ /^--(root|log|log-format|bundle|pid-file|console-socket|process|resources)$/) { print $i; break } }' \
+        "$W/argv-$rt.log" | sort | uniq -c | sort -rn | awk '{ printf "%s %s, ", $2, $1 }')"
+done
 log "podman-root.sh took $(($(date +%s) - started)) s"
 exit "$status"
