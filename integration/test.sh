@@ -65,6 +65,12 @@ done
 log "Slurm integration"
 integration/slurm.sh "$ci/hutch" || failed=1
 
+# MPI through Slurm (issue 14): two Slurm nodes in network namespaces of
+# their own, an Open MPI job with a rank on each, in hutch containers
+# (srun hutch-task) against bare srun, as tuser (run as root).
+log "MPI integration"
+integration/mpi.sh "$ci/hutch" || failed=1
+
 # ---- Docker and podman as root (issue 12) -----------------------------
 # A private dockerd with hutch and crun registered, then podman as root
 # (cgroupfs): limits, pause/unpause, update, stats, exec, stop/start, rm,
