@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . integration/lib.sh
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
 
-ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev \
+ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev keyutils python3 \
     procps
 ensure_rust
 ensure_users
@@ -59,6 +59,15 @@ podman_test="$PWD/integration/podman.sh"
 for who in tuser tsingle; do
     log "podman integration as $who"
     (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$podman_test" "$ci/hutch") || failed=1
+done
+
+# What the container sees, side by side with crun (issue 11), for the
+# same configs, as each user; crun_ready lets crun run on a hybrid host.
+diff_test="$PWD/integration/differential.sh"
+for who in root tuser tsingle; do
+    log "differential against crun as $who"
+    if [ "$who" = root ]; then (cd "$ci" && crun_ready "$diff_test" "$ci/hutch") || failed=1
+    else (cd "$ci" && crun_ready in_cgroup "${cg[$who]}" as "$who" "$diff_test" "$ci/hutch") || failed=1; fi
 done
 
 # Slurm: a one-node cluster, srun/sbatch --container as tuser (run as root).

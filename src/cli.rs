@@ -37,7 +37,7 @@ pub struct Cli {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub rootless: Option<String>,
 
-    /// As crun: `disabled` makes and joins no cgroup; any other value is accepted and changes nothing (hutch manages cgroup v2 itself)
+    /// As crun: `disabled` makes and joins no cgroup; any other value is accepted and changes nothing (hutch manages cgroups v1 and v2 itself)
     #[arg(long, value_name = "MANAGER")]
     pub cgroup_manager: Option<String>,
 
@@ -75,7 +75,7 @@ pub struct CreateArgs {
     #[arg(long, value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
 
-    /// Accepted; hutch never creates a session keyring
+    /// Keep the caller's session keyring (by default the container gets a new one, named after its id)
     #[arg(long)]
     pub no_new_keyring: bool,
 

@@ -39,6 +39,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// `--no-new-keyring`: the container keeps the caller's session keyring.
+    pub no_new_keyring: bool,
     /// The program dies with this hutch (`run` without `--detach`).
     pub die_with_parent: bool,
 }
@@ -80,6 +82,7 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
         ));
     }
     let root = StateRoot::open(&g.root)?;
+    root.collect_dead();
     let entry = root.reserve(id)?;
     fault::point("create:reserved");
     match entry
@@ -134,8 +137,13 @@ fn clone_container(
 ) -> Result<Record> {
     let listener = sync::listen(&entry.short_path(CTL_SOCKET))
         .map_err(|e| Error::sys("listen on", entry.path.join(CTL_SOCKET), e))?;
+    // Connected now, so a bad socket fails before anything is made; the
+    // pty master arrives with the container process's `Ready`.
     let console = match &opts.console_socket {
-        Some(path) if plan.process.terminal => Some(open_console(path, id)?),
+        Some(path) if plan.process.terminal => Some(
+            sync::connect_console(path)
+                .map_err(|e| Error::sys("connect to console socket", path, e))?,
+        ),
         _ => None,
     };
     let entry_dir = entry
@@ -148,6 +156,13 @@ fn clone_container(
     // here, on the host side (before joining a user namespace by path,
     // which would take that away), and attached by the container process.
     let idmapped = crate::mount::idmap::prepare(plan)?;
+    // A session keyring of its own, named after the container (as crun
+    // names it), which the clone inherits: the caller's keys (Kerberos,
+    // AFS tokens) stay out of reach. Joined in the initial user namespace,
+    // where `exec` finds it by name again.
+    if !opts.no_new_keyring {
+        join_keyring(id)?;
+    }
     ns::join_by_path(plan)?;
 
     let in_userns = !g.host.initial_userns || !matches!(plan.userns, UserNs::Inherit);
@@ -185,7 +200,7 @@ fn clone_container(
                     sync: child_sock,
                     listener,
                     entry_dir,
-                    console,
+                    terminal: console.is_some(),
                     preserve_fds: opts.preserve_fds,
                     no_pivot: opts.no_pivot,
                     in_userns,
@@ -198,7 +213,7 @@ fn clone_container(
         }
         Forked::Parent(pid) => pid,
     };
-    drop((child_sock, listener, entry_dir, console, idmapped));
+    drop((child_sock, listener, entry_dir, idmapped));
     fault::point("create:cloned");
 
     let finish = || -> Result<Record> {
@@ -226,9 +241,13 @@ fn clone_container(
         }
         sync::send(parent_sock.as_fd(), &Msg::MapsWritten)
             .map_err(|e| Error::call("signal the container process", e))?;
-        match sync::recv(parent_sock.as_fd()) {
-            Ok(Some(Msg::Ready)) => {}
-            Ok(Some(Msg::Error(text))) => return Err(Error::Container(text)),
+        match sync::recv_with_fd(parent_sock.as_fd()) {
+            Ok(Some((Msg::Ready, master))) => {
+                if let Some(sock) = &console {
+                    send_console(sock, master, opts, id)?;
+                }
+            }
+            Ok(Some((Msg::Error(text), _))) => return Err(Error::Container(text)),
             Ok(_) => {
                 return Err(Error::Container(
                     "the container process exited during create".into(),
@@ -282,23 +301,30 @@ pub(crate) fn setgroups_allowed_here() -> bool {
         .unwrap_or(true)
 }
 
-/// Make the pty, send its master to the caller's console socket (the caller
-/// may accept only after `create` returns, so this does not wait for it),
-/// and return the slave for the container.
-fn open_console(socket: &Path, id: &str) -> Result<OwnedFd> {
-    let (master, slave_path) = sys::open_pty().map_err(|e| Error::call("open a pty", e))?;
-    let slave = nix::fcntl::open(
-        &slave_path,
-        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::sys("open pty", &slave_path, e))?;
-    let sock = sync::connect_console(socket)
-        .map_err(|e| Error::sys("connect to console socket", socket, e))?;
+/// Make the session keyring called `id` this process's (and its children's).
+pub(crate) fn join_keyring(id: &str) -> Result<()> {
+    let name = std::ffi::CString::new(id)
+        .map_err(|_| Error::Usage(format!("container id `{id}` has a NUL")))?;
+    sys::join_session_keyring(&name)
+        .map(drop)
+        .map_err(|e| Error::call(format!("join a new session keyring `{id}`"), e))
+}
+
+/// Send the pty master the container process made to the caller's console
+/// socket (the caller may accept only after `create` returns, so this does
+/// not wait for it).
+fn send_console(
+    sock: &OwnedFd,
+    master: Option<OwnedFd>,
+    opts: &CreateOptions,
+    id: &str,
+) -> Result<()> {
+    let path = opts.console_socket.as_deref().unwrap_or(Path::new(""));
+    let master =
+        master.ok_or_else(|| Error::Container("the container process sent no terminal".into()))?;
     let payload = serde_json::json!({"type": "terminal", "container": id}).to_string();
     sync::send_fd(sock.as_fd(), &master, &payload)
-        .map_err(|e| Error::sys("send pty to console socket", socket, e))?;
-    Ok(slave)
+        .map_err(|e| Error::sys("send pty to console socket", path, e))
 }
 
 /// `start`: release the waiting process; return once the program runs.
@@ -491,8 +517,18 @@ fn signal_all(
 }
 
 /// `delete`: remove a stopped container; with `force`, kill a created or
-/// running one first, and succeed for an id that does not exist.
+/// running one first, and succeed for an id that does not exist. What dead
+/// creates left goes too, whatever the outcome: with unique ids (Slurm,
+/// CI) nobody else would ever name it.
 pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
+    let deleted = delete_one(g, id, force);
+    if let Ok(root) = StateRoot::open(&g.root) {
+        root.collect_dead();
+    }
+    deleted
+}
+
+fn delete_one(g: &Globals, id: &str, force: bool) -> Result<()> {
     check_id(id)?;
     let mut entry = match open_acting(g, id) {
         Ok(e) => e,
@@ -508,14 +544,32 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     }
     let (record, status) = match entry.status() {
         Ok(rs) => rs,
-        // A create that died before recording anything left a bare entry.
+        // No record: a create under way (with --force). It ends soon:
+        // then the container exists, or its create removed the entry.
         Err(Error::NotFound { .. }) => {
+            if !entry.lock_within(Duration::from_secs(10))? {
+                return Err(Error::WrongState {
+                    id: id.to_string(),
+                    op: "delete",
+                    status: "creating",
+                });
+            }
+            match entry.status() {
+                Ok(rs) => rs,
+                Err(Error::NotFound { .. }) => {
+                    entry.remove();
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // A record that cannot be read (its owner can write anything
+        // there): --force still removes the entry, and its cgroup.
+        Err(e) if force => {
+            tracing::warn!("{e}; removing the entry");
+            entry.lock_wait()?;
             entry.remove();
-            return if force {
-                Ok(())
-            } else {
-                Err(Error::NotFound { id: id.to_string() })
-            };
+            return Ok(());
         }
         Err(e) => return Err(e),
     };
@@ -655,15 +709,18 @@ pub struct Listed {
     pub status: Status,
 }
 
-/// `list`: every container in the state directory.
+/// `list`: every container in the state directory (what dead creates left
+/// is collected first).
 pub fn list(g: &Globals) -> Result<Vec<Listed>> {
     let root = StateRoot::open(&g.root)?;
+    root.collect_dead();
     let mut out = Vec::new();
     for id in root.ids()? {
-        if let Ok(entry) = root.entry(&id) {
-            if let Ok((record, status)) = entry.status() {
-                out.push(Listed { record, status });
-            }
+        match root.entry(&id).and_then(|entry| entry.status()) {
+            Ok((record, status)) => out.push(Listed { record, status }),
+            // Gone meanwhile, being created, or not hutch's.
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!("{e}"),
         }
     }
     Ok(out)

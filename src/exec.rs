@@ -122,7 +122,16 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     // No process of the container may look into this one while it still
     // runs hutch (its memory, its /proc/PID/exe).
+    // oom_score_adj is inherited by the process forked below. Written here,
+    // while /proc/self is still this process's own: once undumpable and in
+    // the container's user namespace, a plain user may no longer open it.
+    if let Some(adj) = plan.process.oom_score_adj {
+        process::set_oom_score_adj(adj)?;
+    }
     nix::sys::prctl::set_dumpable(false).map_err(|e| Error::call("make hutch undumpable", e))?;
+    // The container's session keyring (`create` made it in this user
+    // namespace, named after the container), not the caller's.
+    crate::container::join_keyring(id)?;
     for (kind, flag, file) in &namespaces {
         nix::sched::setns(file.as_fd(), *flag)
             .map_err(|e| Error::call(format!("join the container's {kind} namespace"), e))?;
@@ -201,7 +210,7 @@ fn exec_plan(
     let mut v: serde_json::Value =
         serde_json::from_slice(config).map_err(|e| Error::Config(e.to_string()))?;
     if let Some(path) = &opts.process {
-        let text = std::fs::read(path).map_err(|e| Error::io("read --process", path, e))?;
+        let text = crate::input::read(path, crate::input::Follow::Yes)?;
         let p: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| Error::Usage(format!("--process `{}`: {e}", path.display())))?;
         v["process"] = p;
@@ -305,9 +314,6 @@ fn child(
         sync::send_fd(sock.as_fd(), &master, &payload)
             .map_err(|e| Error::call("send the pty to the console socket", e))?;
         process::attach_terminal(&slave, p.console_size)?;
-    }
-    if let Some(adj) = p.oom_score_adj {
-        process::set_oom_score_adj(adj)?;
     }
     process::set_memory_policy(plan.memory_policy.as_ref())?;
     let setgroups_allowed = crate::container::setgroups_allowed_here();

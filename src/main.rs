@@ -202,6 +202,7 @@ fn create_options(a: CreateArgs) -> (String, CreateOptions) {
         console_socket: a.console_socket,
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds,
+        no_new_keyring: a.no_new_keyring,
         die_with_parent: false,
     };
     (a.id, opts)

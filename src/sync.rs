@@ -84,6 +84,37 @@ pub fn send(fd: BorrowedFd<'_>, msg: &Msg) -> nix::Result<()> {
     }
 }
 
+/// Send one message with `fd` attached (`SCM_RIGHTS`): the container
+/// process hands `create` the pty master of its terminal with `Ready`.
+pub fn send_with_fd(sock: BorrowedFd<'_>, msg: &Msg, fd: BorrowedFd<'_>) -> nix::Result<()> {
+    let bytes = msg.encode();
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(&bytes)];
+    loop {
+        match socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Receive one message and the fd attached to it, if any; `Ok(None)` at
+/// EOF. Received fds are close-on-exec.
+pub fn recv_with_fd(fd: BorrowedFd<'_>) -> nix::Result<Option<(Msg, Option<OwnedFd>)>> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match crate::sys::recv_with_fd(fd, &mut buf) {
+            Ok((0, _)) => return Ok(None),
+            Ok((n, received)) => return Ok(Msg::decode(&buf[..n]).map(|m| (m, received))),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECONNRESET) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Receive one message; `Ok(None)` at EOF (the other side exited or exec'd).
 pub fn recv(fd: BorrowedFd<'_>) -> nix::Result<Option<Msg>> {
     let mut buf = [0u8; 4096];

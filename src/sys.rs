@@ -199,6 +199,65 @@ pub fn open_tree_clone(path: &CStr, recursive: bool) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `fsopen(fstype, FSOPEN_CLOEXEC)`, the `fsconfig` calls that set each of
+/// `options` (`key=value` or a flag `key`) and create the superblock, then
+/// `fsmount(fd, FSMOUNT_CLOEXEC, attrs)`: a new, detached instance of the
+/// file system `fstype` with the mount attributes `attrs` (`attr::*`), to
+/// be attached with [`move_mount_to_fd`]. On error, the step that failed.
+pub fn new_fs_mount(
+    fstype: &CStr,
+    options: &[(&CStr, Option<&CStr>)],
+    attrs: u64,
+) -> std::result::Result<OwnedFd, (&'static str, Errno)> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: `fstype` is NUL-terminated and outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    let fs = Errno::result(ret).map_err(|e| ("fsopen", e))? as RawFd;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs) };
+    let config = |cmd: libc::c_uint, key: Option<&CStr>, value: Option<&CStr>| {
+        let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+        // SAFETY: key and value are NUL-terminated strings that outlive the
+        // call, or NULL where the command takes none; aux is 0.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                cmd,
+                ptr(key),
+                ptr(value),
+                0 as libc::c_int,
+            )
+        };
+        Errno::result(ret).map(drop)
+    };
+    for (key, value) in options {
+        let cmd = if value.is_some() {
+            FSCONFIG_SET_STRING
+        } else {
+            FSCONFIG_SET_FLAG
+        };
+        config(cmd, Some(key), *value).map_err(|e| ("fsconfig", e))?;
+    }
+    config(FSCONFIG_CMD_CREATE, None, None).map_err(|e| ("fsconfig create", e))?;
+    // SAFETY: plain integer arguments on an fd we own.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    };
+    let fd = Errno::result(ret).map_err(|e| ("fsmount", e))? as RawFd;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `move_mount(from, "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`:
 /// attach the detached mount `from` on top of the file or directory `to`
 /// refers to. Mounting onto an fd means no path is resolved a second time.
@@ -306,6 +365,77 @@ pub fn open_pty() -> nix::Result<(OwnedFd, std::path::PathBuf)> {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )?;
     Ok((fd, path))
+}
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`: make the calling process's
+/// session keyring the one called `name` of its user, made when there is
+/// none (or none it may search). Returns the keyring's serial number.
+pub fn join_session_keyring(name: &CStr) -> nix::Result<i32> {
+    /// From `linux/keyctl.h` (the libc crate keeps it private).
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call; the
+    // kernel only reads it. The unused arguments are zero.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            name.as_ptr(),
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    Errno::result(ret).map(|serial| serial as i32)
+}
+
+/// `recvmsg(sock, buf, MSG_CMSG_CLOEXEC)` with room for one `SCM_RIGHTS`
+/// fd: the bytes received and the fd, if one came (any more are closed).
+pub fn recv_with_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut received = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for raw in fds {
+                // SAFETY: the kernel just installed this fd in this process
+                // for us; nothing else owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                received.get_or_insert(owned);
+            }
+        }
+    }
+    Ok((msg.bytes, received))
+}
+
+/// `openat(devpts, "ptmx")`, `ioctl(TIOCSPTLCK, 0)` and
+/// `ioctl(TIOCGPTPEER)`: a new pty of the devpts instance `devpts` (its
+/// root directory, or a detached mount of it), as (master, slave). The
+/// slave is opened through the master, without a path.
+pub fn open_pty_in(devpts: BorrowedFd<'_>) -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::OFlag;
+    let master = nix::fcntl::openat(
+        devpts,
+        "ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which is valid.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) };
+    Errno::result(ret)?;
+    let flags = (libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) as libc::c_ulong;
+    // SAFETY: TIOCGPTPEER takes the open flags by value and returns a new fd.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    let slave = Errno::result(ret)?;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
 }
 
 /// `ioctl(SIOCGIFFLAGS)` then `ioctl(SIOCSIFFLAGS)` on `lo`: bring the

@@ -901,7 +901,7 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String, String, String)> {
 
 #[test]
 fn the_cgroup_mount_shows_the_containers_own_cgroups_read_only() {
-    let script = "cat /proc/self/mountinfo >/tmp/mi; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max >/tmp/pids 2>/dev/null; touch /sys/fs/cgroup/x 2>/tmp/ro; touch /tmp/ready; exec sleep 1000";
+    let script = "cat /proc/self/mountinfo >/tmp/mi; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/unified/pids.max /sys/fs/cgroup/pids.max >/tmp/pids 2>/dev/null; touch /sys/fs/cgroup/x 2>/tmp/ro; touch /tmp/ready; exec sleep 1000";
     // With a cgroup namespace of its own (new mounts, rooted there) and
     // without (Docker on v1: binds of its cgroups' directories).
     for own_ns in [true, false] {
@@ -1057,5 +1057,51 @@ fn device_rules_decide_what_the_container_may_open() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn deleting_a_container_leaves_a_sibling_in_a_parent_it_made_alone() {
+    // A makes /P/a (and /P); B then is made in /P/b. Deleting A must not
+    // touch B (as Docker's /docker/ID, all below one parent).
+    let a = bundle("touch /tmp/ready; exec sleep 1000");
+    let mut a = a;
+    let parent = format!("hutch-test-{}-p", a.id);
+    let under = |name: &str| {
+        if who() == Who::Root {
+            format!("/{parent}/{name}")
+        } else {
+            format!("{parent}/{name}")
+        }
+    };
+    a.edit(|c| c["linux"]["cgroupsPath"] = json!(under("a")));
+    start(&a);
+    let mut b = bundle("touch /tmp/ready; exec sleep 1000");
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(under("b")));
+    start(&b);
+    finish(&a);
+    assert!(alive(b.pid()), "deleting a killed b");
+    let writable: Vec<cg::Hierarchy> = cg::hierarchies()
+        .into_iter()
+        .filter(|h| h.writable())
+        .collect();
+    for h in &writable {
+        let bdir = cg::dir_in(h, &under("b"));
+        assert!(bdir.exists(), "{} went with a", bdir.display());
+        let procs = std::fs::read_to_string(bdir.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l == b.pid().to_string()),
+            "{}",
+            bdir.display()
+        );
+        assert!(!cg::dir_in(h, &under("a")).exists());
+    }
+    finish(&b);
+    // The parent a made stays (b's entry did not make it), as runc leaves
+    // parents: empty, it is removed here.
+    for h in &writable {
+        let p = cg::dir_in(h, &under("b"));
+        assert!(!p.exists(), "{} left behind", p.display());
+        let _ = std::fs::remove_dir(p.parent().unwrap());
     }
 }

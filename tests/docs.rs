@@ -153,5 +153,8 @@ fn the_fuzz_corpus_stays_small() {
         bytes += len;
     }
     assert!(files > 0, "no corpus in {}", dir.display());
-    assert!(bytes <= 1 << 20, "the corpus holds {bytes} bytes, over 1 MiB");
+    assert!(
+        bytes <= 1 << 20,
+        "the corpus holds {bytes} bytes, over 1 MiB"
+    );
 }

@@ -141,7 +141,13 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
         }
     }
     if dirs.is_empty() {
-        let why = denied.first().map(|d| d.why.as_str()).unwrap_or_default();
+        // The cgroup2 reason first: delegation there is what a plain user can get.
+        let why = denied
+            .iter()
+            .find(|d| d.hierarchy.fs == fs::Fs::V2)
+            .or(denied.first())
+            .map(|d| d.why.as_str())
+            .unwrap_or_default();
         tracing::warn!(
             "{what} ignored: {why} (hutch needs a delegated cgroup v2 subtree there, or root for cgroup v1)"
         );
@@ -156,9 +162,7 @@ pub fn prepare(plan: &CgroupPlan, id: &str, manager: Manager) -> Result<Option<C
     // (root only; a plain user's container has only the devices bound
     // into its /dev, and cannot make nodes).
     let ebpf_devices = nix::unistd::geteuid().is_root()
-        && !all
-            .iter()
-            .any(|h| h.fs == fs::Fs::V1 && h.has("devices"));
+        && !all.iter().any(|h| h.fs == fs::Fs::V1 && h.has("devices"));
     let set_up = (|| -> Result<()> {
         for (h, d) in dirs {
             match h.fs {
@@ -518,33 +522,48 @@ pub fn remove(record: &serde_json::Value) -> Result<()> {
             let _ = fs::write(dir.as_fd(), "freezer.state", "THAWED");
         }
     }
-    // Only the container's own cgroups are emptied (killing what is left)
-    // and removed. A parent made for it may hold other containers' cgroups
-    // by now (Docker's /docker/ID): it goes only if it is empty.
-    let own = own_paths(record);
+    // The container's own cgroups are removed with what still runs in
+    // them; a parent hutch made for it only when empty: another
+    // container may have been made below it since (`/docker/A` made
+    // `/docker`, then came `/docker/B`).
+    let own = own_of(record);
     for path in made_of(record) {
         if own.contains(&path) {
             fs::remove(&path)?;
         } else {
-            let _ = std::fs::remove_dir(&path);
+            match std::fs::remove_dir(&path) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EBUSY | libc::ENOTEMPTY | libc::ENOENT)
+                    ) => {}
+                Err(e) => return Err(Error::io("remove cgroup", &path, e)),
+            }
         }
     }
     Ok(())
 }
 
-/// The container's own cgroups in a record: its cgroup2 one and each v1
-/// one.
-fn own_paths(record: &serde_json::Value) -> Vec<PathBuf> {
-    let v2 = record.get("v2").or_else(|| record.get("cgroup"));
-    let v1 = record
+/// The container's own cgroup in each hierarchy, as the record names them.
+fn own_of(record: &serde_json::Value) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = record
         .get("v1")
         .and_then(|v| v.as_object())
-        .into_iter()
-        .flat_map(|m| m.values());
-    v2.into_iter()
-        .chain(v1)
-        .filter_map(|p| p.as_str().map(PathBuf::from))
-        .collect()
+        .map(|m| {
+            m.values()
+                .filter_map(|p| p.as_str().map(PathBuf::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(p) = record
+        .get("v2")
+        .or_else(|| record.get("cgroup"))
+        .and_then(|v| v.as_str())
+    {
+        out.push(PathBuf::from(p));
+    }
+    out
 }
 
 #[cfg(test)]

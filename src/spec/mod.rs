@@ -104,12 +104,16 @@ pub fn load(bundle: &Path, host: Host) -> Result<(Plan, Vec<u8>)> {
     let bundle =
         std::path::absolute(bundle).map_err(|e| Error::io("resolve bundle path", bundle, e))?;
     let config_path = bundle.join("config.json");
-    let text = std::fs::read(&config_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::Config(format!("no config.json in bundle `{}`", bundle.display()))
-        }
-        _ => Error::io("read", &config_path, e),
-    })?;
+    // Followed if it is a symlink (as runc and crun do); it must be a
+    // regular file, read up to input::MAX_INPUT without blocking.
+    let text =
+        crate::input::read(&config_path, crate::input::Follow::Yes).map_err(|e| match e {
+            Error::Sys {
+                errno: nix::errno::Errno::ENOENT,
+                ..
+            } => Error::Config(format!("no config.json in bundle `{}`", bundle.display())),
+            other => other,
+        })?;
     let spec = parse(&text)?;
     Ok((plan(&spec, &bundle, host)?, text))
 }
