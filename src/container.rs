@@ -449,7 +449,7 @@ fn poststart(record: &Record) -> Result<()> {
         return Ok(());
     }
     hooks::run_all("poststart", &record.poststart, &state).inspect_err(|_| {
-        let _ = stop(record);
+        let _ = stop(record, None);
     })
 }
 
@@ -566,7 +566,7 @@ fn open_verified(record: &Record) -> Option<OwnedFd> {
 /// The processes of the container besides its own process: those in its
 /// pid namespace, or (without one of its own) those in its mount
 /// namespace. Never any of hutch's own namespace.
-fn members(record: &Record) -> Vec<Pid> {
+pub(crate) fn members(record: &Record) -> Vec<Pid> {
     let ns_of = |pid: &str, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok();
     let me = record.pid.as_raw().to_string();
     let kind = if ns_of(&me, "pid") != ns_of("self", "pid") {
@@ -609,20 +609,6 @@ fn signal_all(
         }
     }
     sent
-}
-
-/// `ps`: the pids (as hutch sees them) of the container's processes.
-pub fn processes(g: &Globals, id: &str) -> Result<Vec<Pid>> {
-    let root = StateRoot::open(&g.root)?;
-    let entry = root.entry(id)?;
-    let (record, status) = entry.status()?;
-    if status == Status::Stopped {
-        return Ok(Vec::new());
-    }
-    let mut pids = vec![record.pid];
-    pids.extend(members(&record));
-    pids.sort();
-    Ok(pids)
 }
 
 /// `delete`: remove a stopped container; with `force`, kill a created or
@@ -690,7 +676,7 @@ fn delete_one(g: &Globals, id: &str, force: bool) -> Result<()> {
         });
     }
     if status != Status::Stopped {
-        stop(&record)?;
+        stop(&record, Some(&entry))?;
     }
     server_gone(&record);
     fault::point("delete:stopped");
@@ -709,13 +695,22 @@ fn server_gone(record: &Record) {
 }
 
 /// SIGKILL the container and wait (up to 10 s) until its process is gone.
-fn stop(record: &Record) -> Result<()> {
+/// A paused container's cgroup (from `entry`) is thawed after the signal:
+/// a task frozen by the cgroup v1 freezer dies only once thawed.
+fn stop(record: &Record, entry: Option<&Entry>) -> Result<()> {
     let Some(pidfd) = open_verified(record) else {
         return Ok(());
     };
     match signal_all(record, pidfd.as_fd(), Signal::SIGKILL) {
         Ok(()) | Err(Errno::ESRCH) => {}
         Err(e) => return Err(Error::call(format!("kill container `{}`", record.id), e)),
+    }
+    let frozen = entry
+        .and_then(Entry::load_cgroup)
+        .and_then(|r| cgroup::reopen(&r).ok())
+        .filter(|cg| cg.is_frozen().unwrap_or(false));
+    if let Some(cg) = frozen {
+        cg.thaw()?;
     }
     wait_exit(pidfd.as_fd(), Duration::from_secs(10))
         .map_err(|e| Error::call(format!("wait for container `{}` to die", record.id), e))

@@ -36,6 +36,7 @@ pub mod cgroup;
 pub mod chrunoci;
 pub mod cli;
 pub mod container;
+pub mod control;
 pub mod dbus;
 pub mod error;
 pub mod exe;

@@ -8,6 +8,7 @@ use clap::{CommandFactory, FromArgMatches};
 use hutch::chrunoci::{self, Front};
 use hutch::cli::{Cli, Command, CreateArgs, Shell};
 use hutch::container::{self, CreateOptions, Globals};
+use hutch::control;
 use hutch::error::{Error, Result};
 use hutch::spec::Host;
 
@@ -168,7 +169,22 @@ fn run(cli: Cli) -> Result<u8> {
             let code = hutch::exec::exec(&g, &id, &opts)?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
-        Command::Ps { format, id } => ps(&g, &id, &format)?,
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(&g, &id, &format, &ps_args)?,
+        Command::Pause { id } => control::pause(&g, &id)?,
+        Command::Resume { id } => control::resume(&g, &id)?,
+        Command::Update(args) => {
+            let resources = control::update_resources(&args)?;
+            control::update(&g, &args.id, &resources)?;
+        }
+        Command::Events {
+            interval,
+            stats,
+            id,
+        } => control::events(&g, &id, control::parse_duration(&interval)?, stats)?,
         Command::Man => print!("{}", include_str!(concat!(env!("OUT_DIR"), "/hutch.1"))),
         Command::Completion { shell } => print!(
             "{}",
@@ -186,26 +202,14 @@ fn run(cli: Cli) -> Result<u8> {
     Ok(0)
 }
 
-fn ps(g: &Globals, id: &str, format: &str) -> Result<()> {
-    let pids = container::processes(g, id)?;
+fn ps(g: &Globals, id: &str, format: &str, args: &[String]) -> Result<()> {
+    let pids = control::processes(g, id)?;
     match format {
         "json" => println!(
             "{}",
             serde_json::json!(pids.iter().map(|p| p.as_raw()).collect::<Vec<_>>())
         ),
-        "table" => {
-            println!("{:>8} CMD", "PID");
-            for p in pids {
-                let cmd =
-                    std::fs::read(format!("/proc/{}/cmdline", p.as_raw())).unwrap_or_default();
-                let cmd: Vec<String> = cmd
-                    .split(|&b| b == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
-                println!("{:>8} {}", p.as_raw(), cmd.join(" "));
-            }
-        }
+        "table" => print!("{}", control::ps_table(&pids, args)?),
         other => {
             return Err(Error::Usage(format!(
                 "unknown ps format `{other}` (table or json)"

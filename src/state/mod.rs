@@ -23,7 +23,8 @@
 //!
 //! Status is never stored; it is read from the kernel each time: a pid that
 //! is gone, a zombie, or a pid whose start time differs from the recorded
-//! one (the pid was reused) is `stopped`.
+//! one (the pid was reused) is `stopped`; a live one whose cgroup is frozen
+//! (`pause`) is `paused`.
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -473,6 +474,8 @@ impl Entry {
             Ok(record) => {
                 let status = if !is_alive(&record) {
                     Status::Stopped
+                } else if self.is_frozen() {
+                    Status::Paused
                 } else if self.has(CTL_SOCKET) {
                     Status::Created
                 } else {
@@ -488,6 +491,15 @@ impl Entry {
             }),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether the container's cgroup (if it has one) is frozen. A cgroup
+    /// that cannot be read counts as not frozen: the status is for
+    /// reporting, and `resume` reads it again to act.
+    fn is_frozen(&self) -> bool {
+        self.load_cgroup()
+            .and_then(|r| crate::cgroup::reopen(&r).ok())
+            .is_some_and(|cg| cg.is_frozen().unwrap_or(false))
     }
 
     /// True while the entry is being created (no record yet, lock held).

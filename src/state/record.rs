@@ -12,6 +12,8 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    /// Its cgroup is frozen (`pause`); `resume` thaws it.
+    Paused,
     Stopped,
 }
 
@@ -22,6 +24,7 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -31,7 +34,21 @@ impl Status {
     }
     /// `kill` needs a container whose process exists.
     pub fn can_kill(self) -> bool {
+        matches!(self, Status::Created | Status::Running | Status::Paused)
+    }
+    /// `pause` takes a created or running container (as runc does: a
+    /// created one is frozen where it waits for `start`).
+    pub fn can_pause(self) -> bool {
         matches!(self, Status::Created | Status::Running)
+    }
+    /// `resume` takes only a paused container.
+    pub fn can_resume(self) -> bool {
+        self == Status::Paused
+    }
+    /// `update`, `events` and `ps` need the container's processes (runc
+    /// refuses a stopped container).
+    pub fn has_processes(self) -> bool {
+        matches!(self, Status::Created | Status::Running | Status::Paused)
     }
     /// `delete` without `--force` takes only a stopped container, as the
     /// runtime spec requires (runc and crun also take a created one).
@@ -174,19 +191,28 @@ mod tests {
     use rstest::rstest;
 
     #[rstest]
-    #[case(Status::Creating, false, false, false)]
-    #[case(Status::Created, true, true, false)]
-    #[case(Status::Running, false, true, false)]
-    #[case(Status::Stopped, false, false, true)]
+    #[case(Status::Creating, false, false, false, false, false)]
+    #[case(Status::Created, true, true, false, true, false)]
+    #[case(Status::Running, false, true, false, true, false)]
+    #[case(Status::Paused, false, true, false, false, true)]
+    #[case(Status::Stopped, false, false, true, false, false)]
     fn transitions(
         #[case] s: Status,
         #[case] start: bool,
         #[case] kill: bool,
         #[case] delete: bool,
+        #[case] pause: bool,
+        #[case] resume: bool,
     ) {
         assert_eq!(
-            (s.can_start(), s.can_kill(), s.can_delete()),
-            (start, kill, delete)
+            (
+                s.can_start(),
+                s.can_kill(),
+                s.can_delete(),
+                s.can_pause(),
+                s.can_resume()
+            ),
+            (start, kill, delete, pause, resume)
         );
     }
 
