@@ -356,6 +356,47 @@ fn a_value_the_kernel_refuses_fails_create_leaving_nothing() {
 }
 
 #[test]
+fn a_huge_page_size_the_kernel_lacks_is_an_error_leaving_nothing() {
+    // 3MB is no huge page size on any kernel (they are powers of two):
+    // crun and runc fail create (no file hugetlb.3MB.*), and so does
+    // hutch, before anything is made, for any caller.
+    let kernel_has_huge_pages = std::fs::read_dir("/sys/kernel/mm/hugepages")
+        .map(|d| d.count() > 0)
+        .unwrap_or(false);
+    let mut b = bundle("echo ran");
+    let (path, dir) = cgroups_path(&b);
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(path);
+        c["linux"]["resources"] =
+            json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 314572800}]});
+    });
+    let out = b.run();
+    if kernel_has_huge_pages {
+        assert_one_line_error(
+            &out,
+            "linux.resources.hugepageLimits: pageSize `3MB` is not a huge page size of this kernel",
+        );
+        assert!(text(&out.stdout).is_empty());
+        assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+        assert!(!dir.exists(), "{} left behind", dir.display());
+        assert!(
+            !top_of(&dir).exists(),
+            "{} left behind",
+            top_of(&dir).display()
+        );
+    } else {
+        // A kernel without huge pages: the limit goes nowhere, with a warning.
+        assert_ok(&out);
+        assert_eq!(text(&out.stdout), "ran\n");
+        assert!(
+            warnings(&out).iter().any(|l| l.contains("hugepageLimits")),
+            "{:?}",
+            warnings(&out)
+        );
+    }
+}
+
+#[test]
 fn run_removes_its_cgroup_when_the_program_exits() {
     let mut b = bundle("cat /proc/self/cgroup");
     let (path, dir) = cgroups_path(&b);

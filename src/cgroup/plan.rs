@@ -369,6 +369,13 @@ pub fn check(r: &LinuxResources) -> Result<()> {
                 "linux.resources.hugepageLimits: bad pageSize `{size}`"
             )));
         }
+        let sizes = kernel_huge_page_sizes();
+        if !sizes.is_empty() && !sizes.iter().any(|s| s == size) {
+            return Err(Error::Config(format!(
+                "linux.resources.hugepageLimits: pageSize `{size}` is not a huge page size of this kernel (it has {})",
+                sizes.join(", ")
+            )));
+        }
     }
     if r.network().is_some() {
         gate("linux.resources.network")?;
@@ -407,6 +414,40 @@ pub fn check(r: &LinuxResources) -> Result<()> {
     Ok(())
 }
 
+/// The huge page sizes this kernel has, named as its hugetlb cgroup files
+/// name them (`2MB`, `1GB`, `64KB`), from `/sys/kernel/mm/hugepages`;
+/// empty where the kernel has none (then a limit is warned about where
+/// it is written, like any file the cgroup lacks).
+fn kernel_huge_page_sizes() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return Vec::new();
+    };
+    let mut kb: Vec<u64> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    kb.sort_unstable();
+    kb.into_iter().map(page_size_name).collect()
+}
+
+/// A page size in KiB as the kernel names it in hugetlb file names: in
+/// the largest unit of GB, MB, KB that it reaches.
+fn page_size_name(kb: u64) -> String {
+    if kb >= 1 << 20 {
+        format!("{}GB", kb >> 20)
+    } else if kb >= 1 << 10 {
+        format!("{}MB", kb >> 10)
+    } else {
+        format!("{kb}KB")
+    }
+}
+
 /// A value that goes to the kernel as one line.
 fn one_line(field: &str, s: &str) -> Result<String> {
     if s.contains(['\n', '\0']) {
@@ -439,6 +480,16 @@ pub(super) mod tests {
 
     pub(in crate::cgroup) fn linux(v: serde_json::Value) -> oci_spec::runtime::Linux {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[rstest]
+    #[case(64, "64KB")]
+    #[case(2048, "2MB")]
+    #[case(32768, "32MB")]
+    #[case(1048576, "1GB")]
+    #[case(16777216, "16GB")]
+    fn page_sizes_are_named_as_the_kernel_names_them(#[case] kb: u64, #[case] want: &str) {
+        assert_eq!(page_size_name(kb), want);
     }
 
     #[test]
