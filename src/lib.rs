@@ -46,6 +46,7 @@ pub mod mount;
 pub mod netlink;
 pub mod ns;
 pub mod process;
+pub mod rootemu;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;

@@ -224,6 +224,8 @@ pub struct Plan {
     /// `linux.timeOffsets`, as `/proc/self/timens_offsets` takes them.
     pub time_offsets: String,
     pub annotations: BTreeMap<String, String>,
+    /// Root emulation where it applies (`rootemu`); off by annotation.
+    pub root_emulation: bool,
     /// The container's cgroup v2 (`None`: hutch does no cgroup I/O).
     pub cgroup: Option<crate::cgroup::CgroupPlan>,
 }
@@ -490,6 +492,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         time_offsets,
         net_devices,
         memory_policy,
+        root_emulation: crate::rootemu::wanted(&annotations)?,
         annotations,
         cgroup,
     })
