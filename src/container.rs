@@ -219,7 +219,7 @@ fn clone_container(
         {
             idmap::write_maps(pid, uid_map, gid_map, *writer)?;
         }
-        // Into the network namespace the clone made (root only, see spec.rs).
+        // Into the network namespace the clone made (root only, see spec/linux.rs).
         ns::netdev::move_devices(pid, &plan.net_devices)?;
         // From outside: the container process, once it has switched to its
         // user namespace's root, may no longer own its /proc files.

@@ -14,23 +14,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
 use crate::error::{Error, Result};
+use crate::features::{is_sealed_copy, SEALED};
 use crate::spec::{Host, IdRange, Plan, UserNs};
-
-/// Set in the environment of the re-executed copy, so it does not loop.
-const SEALED: &str = "_HUTCH_SEALED";
-
-/// True in the re-executed copy. The config's warnings were printed by
-/// the process that made the copy, from the same config; the copy does
-/// not print them again.
-pub fn is_sealed_copy() -> bool {
-    std::env::var_os(SEALED).is_some()
-}
 
 /// Re-execute from a sealed copy if the container could write hutch's
 /// binary and this is not already the copy. Returns when no copy is
 /// needed; does not return otherwise.
 pub fn protect(plan: &Plan, host: Host) -> Result<()> {
-    if std::env::var_os(SEALED).is_some() || !writable_by_container(plan, host) {
+    if is_sealed_copy() || !writable_by_container(plan, host) {
         return Ok(());
     }
     let args: Vec<CString> = std::env::args_os()

@@ -1,6 +1,6 @@
 //! The one table of OCI runtime-spec features and what hutch does with each.
 //!
-//! `spec.rs` consults this table for every config field it meets through
+//! `spec/` consults this table for every config field it meets through
 //! [`gate`], so the table is not documentation beside the code: it *is* the
 //! code path that decides whether a field works, fails, or is ignored with a
 //! warning. The man page and `hutch features` are generated from it.
@@ -38,10 +38,22 @@ pub fn gate(key: &str) -> Result<()> {
     }
 }
 
+/// Set in the environment of the sealed copy of hutch that `exe::protect`
+/// re-executes, so it does not loop. It lives here, below `spec`, because
+/// [`config_warning`] reads it and `exe` (which reads the plan) is above.
+pub const SEALED: &str = "_HUTCH_SEALED";
+
+/// True in the re-executed copy. The config's warnings were printed by
+/// the process that made the copy, from the same config; the copy does
+/// not print them again.
+pub fn is_sealed_copy() -> bool {
+    std::env::var_os(SEALED).is_some()
+}
+
 /// A warning about the config, printed once: not again by the sealed copy
 /// of hutch (`exe::protect`), which reads the same config.
 pub fn config_warning(msg: std::fmt::Arguments<'_>) {
-    if !crate::exe::is_sealed_copy() {
+    if !is_sealed_copy() {
         tracing::warn!("{msg}");
     }
 }
