@@ -353,11 +353,22 @@ impl Supervisor {
         (keep(uid, self.mapped.uid), keep(gid, self.mapped.gid))
     }
 
+    /// May `tid` give files away: CAP_CHOWN really held, and root as far
+    /// as it knows (not after an emulated switch to another user).
+    fn may_chown(&mut self, tid: u32) -> bool {
+        let believed_root = self.believed(tid).is_none_or(|i| i.uid.effective == 0);
+        // CAP_CHOWN is bit 0.
+        believed_root && status(tid).is_some_and(|st| st.cap_eff & 1 != 0)
+    }
+
     fn fchown(&mut self, tid: u32, fd: RawFd, uid: u32, gid: u32) -> Answer {
         let theirs = match their_fd(tid, fd) {
             Ok(f) => f,
             Err(e) => return Answer::Errno(e),
         };
+        if !self.may_chown(tid) {
+            return Answer::Errno(libc::EPERM);
+        }
         let (u, g) = self.through(uid, gid);
         let r = nix::unistd::fchown(
             &theirs,
@@ -372,6 +383,14 @@ impl Supervisor {
             Ok(v) => v,
             Err(e) => return Answer::Errno(e),
         };
+        if !self.may_chown(tid) {
+            // The kernel's lookup errors first, then EPERM.
+            let at = AtFlags::from_bits_truncate(flags);
+            let r = self.in_root_of(tid, || {
+                nix::sys::stat::fstatat(dir.as_fd(), path.as_c_str(), at)
+            });
+            return Answer::Errno(r.err().map_or(libc::EPERM, |e| e as i32));
+        }
         let (u, g) = self.through(uid, gid);
         let r = self.in_root_of(tid, || sys::fchownat(dir.as_fd(), &path, u, g, flags));
         result(r.map(|()| 0).map_err(|e| e as i32))
