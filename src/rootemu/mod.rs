@@ -42,27 +42,12 @@ use crate::seccomp::{self, ArgCheck, RulePlan, SeccompPlan};
 use crate::spec::{IdRange, Plan, UserNs};
 use crate::sys::{self, Forked};
 
-/// The annotation that turns root emulation off for one container
-/// (`false`); `true` or absent: on where it applies.
-pub const ANNOTATION: &str = "org.hutch.root-emulation";
-
 /// The one uid and gid the container's user namespace maps, as seen
 /// inside: what root emulation works for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Single {
     pub uid: u32,
     pub gid: u32,
-}
-
-/// Read the annotation: on unless it says `false`.
-pub fn wanted(annotations: &std::collections::BTreeMap<String, String>) -> Result<bool> {
-    match annotations.get(ANNOTATION).map(String::as_str) {
-        None | Some("true") => Ok(true),
-        Some("false") => Ok(false),
-        Some(other) => Err(Error::Config(format!(
-            "annotations: {ANNOTATION} is `{other}`, not true or false"
-        ))),
-    }
 }
 
 /// Does the container of `plan` get one uid and one gid? Its own new user
@@ -254,17 +239,6 @@ mod tests {
             ),
             None
         );
-    }
-
-    #[test]
-    fn annotation() {
-        let mut a = std::collections::BTreeMap::new();
-        assert!(wanted(&a).unwrap());
-        a.insert(ANNOTATION.to_string(), "false".to_string());
-        assert!(!wanted(&a).unwrap());
-        a.insert(ANNOTATION.to_string(), "no".to_string());
-        let e = wanted(&a).unwrap_err().to_string();
-        assert!(e.contains(ANNOTATION) && e.contains("`no`"), "{e}");
     }
 
     #[test]

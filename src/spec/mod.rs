@@ -214,7 +214,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         time_offsets,
         net_devices,
         memory_policy,
-        root_emulation: crate::rootemu::wanted(&annotations)?,
+        root_emulation: root_emulation(&annotations)?,
         annotations,
         cgroup,
     })
@@ -391,6 +391,21 @@ pub fn container_path(field: &str, p: &Path) -> Result<PathBuf> {
         return Err(Error::Config(format!("{field}: path contains a NUL byte")));
     }
     Ok(out)
+}
+
+/// The annotation that turns root emulation (`rootemu`) off for one
+/// container.
+pub const ROOT_EMULATION: &str = "org.hutch.root-emulation";
+
+/// Root emulation is on unless the annotation says `false`.
+fn root_emulation(annotations: &BTreeMap<String, String>) -> Result<bool> {
+    match annotations.get(ROOT_EMULATION).map(String::as_str) {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(Error::Config(format!(
+            "annotations: {ROOT_EMULATION} is `{other}`, not true or false"
+        ))),
+    }
 }
 
 #[cfg(test)]
