@@ -19,10 +19,45 @@ fn main() {
     println!("cargo:rerun-if-changed=src/feature_table.rs");
     // build-release.sh links in this order: a new one must relink.
     println!("cargo:rerun-if-changed=integration/order/hutch.order");
-    let page = render(&cli::Cli::command());
-    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
-        .join("hutch.1");
-    std::fs::write(out, page).expect("write the man page");
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let mut cmd = cli::Cli::command();
+    std::fs::write(out.join("hutch.1"), render(&cmd)).expect("write the man page");
+    // `hutch completion SHELL` prints these; made here, so the binary
+    // carries text, not a generator.
+    for (shell, file) in [
+        (clap_complete::Shell::Bash, "hutch.bash"),
+        (clap_complete::Shell::Zsh, "_hutch"),
+        (clap_complete::Shell::Fish, "hutch.fish"),
+    ] {
+        let mut text = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "hutch", &mut text);
+        std::fs::write(out.join(file), text).expect("write a completion script");
+    }
+    println!("cargo:rustc-env=HUTCH_COMMIT={}", commit());
+}
+
+/// The commit hutch is built from (`--version`), "unknown" outside a git
+/// checkout; cargo builds again when HEAD moves.
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    for name in ["HEAD", "packed-refs"] {
+        if let Some(p) = git(&["rev-parse", "--git-path", name]) {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
+    if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        if let Some(p) = git(&["rev-parse", "--git-path", &r]) {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
+    git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into())
 }
 
 /// Escape text for roff.

@@ -15,7 +15,7 @@
 #   ld-statistics.txt     LD_DEBUG=statistics of `hutch state`
 #   hyperfine.txt         hutch --version / state / state of a missing id vs /bin/true
 #
-# Knobs: HUTCH (the release binary to profile; default: target/release/hutch),
+# Knobs: HUTCH (the release binary to profile; default: integration/build-release.sh builds it),
 # HUTCH_SYMBOLS (a build with symbols for callgrind; default: built into
 # target/bench-profile with the release profile, debug line tables, no strip),
 # BUNDLE (a /bin/true bundle the user can read; default: made here).
@@ -27,13 +27,13 @@ repo=$(pwd)
 BENCH_USER=${BENCH_USER:-tuser}
 OUT=$(mkdir -p "${OUT:-bench/profile}" && cd "${OUT:-bench/profile}" && pwd)
 ensure_packages strace valgrind time hyperfine crun runc busybox-static
-HUTCH=$(readlink -f "${HUTCH:-target/release/hutch}")
+HUTCH=$(readlink -f "${HUTCH:-$(integration/build-release.sh)}")
 [ -x "$HUTCH" ] || die "no hutch binary at $HUTCH (build it, or set HUTCH)"
 if [ -z "${HUTCH_SYMBOLS:-}" ]; then
     log "building hutch with symbols (release profile, debug line tables, not stripped)"
-    CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-        cargo build --release --locked --quiet --target-dir target/bench-profile
-    HUTCH_SYMBOLS=$repo/target/bench-profile/release/hutch
+    CARGO_PROFILE_SYMBOLS_DEBUG=line-tables-only \
+        cargo build --profile symbols --locked --quiet --target-dir target/bench-profile
+    HUTCH_SYMBOLS=$repo/target/bench-profile/$(rustc -vV | sed -n 's/^host: //p')/symbols/hutch
 fi
 CRUN=$(command -v crun)
 RUNC=$(command -v runc)

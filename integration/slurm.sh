@@ -8,7 +8,7 @@
 # (slurm.conf, oci.conf: /etc/slurm is not touched), starts munged if it is
 # not running, and slurmctld and slurmd on ports of their own, runs the
 # checks, and stops what it started. RUNTIME_BIN defaults to
-# target/debug/hutch. With /usr/bin/crun every check passes, the known
+# target/HOST/debug/hutch. With /usr/bin/crun every check passes, the known
 # failures of hutch too: that checks the expectations themselves (runc 1.1
 # fails root's `kill -a`, having no cgroup, and refuses a root path through
 # a symlink). KEEP=1 keeps the directory (logs, configs); STRICT=1 counts
@@ -26,7 +26,7 @@
 set -uo pipefail
 # A path given is the caller's; the default is the repository's.
 case ${1:-} in
-"") RT_SRC=target/debug/hutch ;;
+"") RT_SRC=target/$(rustc -vV | sed -n 's/^host: //p')/debug/hutch ;;
 /*) RT_SRC=$1 ;;
 *) RT_SRC=$PWD/$1 ;;
 esac

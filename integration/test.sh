@@ -22,7 +22,7 @@ bins=$(cargo test --locked --no-run --message-format=json 2>/dev/null \
 ci=$(mktemp -d /tmp/hutch-ci.XXXXXX)
 trap 'rm -rf "$ci"; undelegate tuser; undelegate tsingle' EXIT
 chmod 755 "$ci"
-install -m 755 target/debug/hutch "$ci/hutch"
+install -m 755 "target/$(rustc -vV | sed -n 's/^host: //p')/debug/hutch" "$ci/hutch"
 for b in $bins; do install -m 755 "$b" "$ci/$(basename "$b" | sed 's/-[0-9a-f]*$//')"; done
 mkdir -m 1777 "$ci/tmp"
 

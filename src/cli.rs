@@ -7,8 +7,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// hutch: an OCI container runtime any user can run without privileges.
 #[derive(Debug, Parser)]
-#[command(name = "hutch", version, about, long_about = None, propagate_version = true)]
+#[command(name = "hutch", version, about, long_about = None, disable_version_flag = true)]
 pub struct Cli {
+    /// Print the version, the commit, and the runtime-spec and libseccomp versions
+    #[arg(short = 'v', short_alias = 'V', long, action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+
     /// State directory [default: /run/hutch for root, $XDG_RUNTIME_DIR/hutch otherwise]
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -46,6 +50,14 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The shells `hutch completion` writes a script for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// Flags of `create` and `run`.
@@ -199,6 +211,11 @@ pub enum Command {
     Features,
     /// Print the manual page, hutch(1) (read it with `hutch man | man -l -`)
     Man,
+    /// Print the shell completion script for bash, zsh or fish
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
     /// List the containers
     List {
         /// table or json

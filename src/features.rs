@@ -120,6 +120,9 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "tmpcopyup",
 ];
 
+/// The newest runtime-spec version hutch implements (`--version`, `features`).
+pub const OCI_VERSION_MAX: &str = "1.3.0";
+
 /// The runtime-spec `features` document, derived from [`TABLE`].
 pub fn document() -> serde_json::Value {
     let works = |key: &str| lookup(key).is_some_and(|f| f.support == Works);
@@ -139,7 +142,7 @@ pub fn document() -> serde_json::Value {
     caps.sort();
     serde_json::json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.3.0",
+        "ociVersionMax": OCI_VERSION_MAX,
         "hooks": hooks,
         "mountOptions": MOUNT_OPTIONS,
         "linux": {

@@ -4,14 +4,22 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use hutch::cli::{Cli, Command, CreateArgs};
+use clap::{CommandFactory, FromArgMatches};
+use hutch::cli::{Cli, Command, CreateArgs, Shell};
 use hutch::container::{self, CreateOptions, Globals};
 use hutch::error::{Error, Result};
 use hutch::spec::Host;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let version = version();
+    let matches = Cli::command()
+        .version(version.clone())
+        .long_version(version)
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let logging = hutch::log::init(cli.log.as_deref(), cli.log_format, cli.debug);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -23,6 +31,22 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// What `--version` prints, as runc and crun do: this version, the commit
+/// it was built from, the runtime-spec version it implements and the
+/// libseccomp linked in. (clap puts the name first: "hutch version …".)
+fn version() -> String {
+    let seccomp = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "unknown".into());
+    format!(
+        "version {}\ncommit: {}\nspec: {}\nlibseccomp: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("HUTCH_COMMIT"),
+        hutch::features::OCI_VERSION_MAX,
+        seccomp
+    )
 }
 
 fn run(cli: Cli) -> Result<u8> {
@@ -105,6 +129,14 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Ps { format, id } => ps(&g, &id, &format)?,
         Command::Man => print!("{}", include_str!(concat!(env!("OUT_DIR"), "/hutch.1"))),
+        Command::Completion { shell } => print!(
+            "{}",
+            match shell {
+                Shell::Bash => include_str!(concat!(env!("OUT_DIR"), "/hutch.bash")),
+                Shell::Zsh => include_str!(concat!(env!("OUT_DIR"), "/_hutch")),
+                Shell::Fish => include_str!(concat!(env!("OUT_DIR"), "/hutch.fish")),
+            }
+        ),
         Command::Features => println!(
             "{}",
             serde_json::to_string_pretty(&hutch::features::document()).unwrap_or_default()

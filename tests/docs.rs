@@ -64,3 +64,85 @@ fn features_follow_the_table() {
         .iter()
         .any(|o| o == "rbind"));
 }
+
+#[test]
+fn version_names_the_commit_the_spec_and_libseccomp() {
+    let out = hutch(&["--version"]);
+    assert_ok(&out);
+    let shown = text(&out.stdout);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(format!("hutch version {}", env!("CARGO_PKG_VERSION")).as_str()),
+        "{shown}"
+    );
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("--version lacks `{name}:`: {shown}"))
+            .to_string()
+    };
+    let commit = field("commit");
+    assert!(
+        commit == "unknown" || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "commit `{commit}`"
+    );
+    assert_eq!(field("spec"), hutch::features::OCI_VERSION_MAX);
+    let seccomp = field("libseccomp");
+    let parts: Vec<&str> = seccomp.split('.').collect();
+    assert!(
+        parts.len() == 3 && parts.iter().all(|p| p.parse::<u32>().is_ok()),
+        "libseccomp `{seccomp}`"
+    );
+    // runc's and crun's short flags too.
+    assert_eq!(text(&hutch(&["-v"]).stdout), shown);
+    assert_eq!(text(&hutch(&["-V"]).stdout), shown);
+}
+
+#[test]
+fn completion_scripts_know_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = hutch(&["completion", shell]);
+        assert_ok(&out);
+        let script = text(&out.stdout);
+        for cmd in ["create", "start", "state", "kill", "delete", "run", "exec", "features"] {
+            assert!(script.contains(cmd), "{shell} completion lacks {cmd}");
+        }
+    }
+    let out = hutch(&["completion", "tcsh"]);
+    assert!(!out.status.success());
+}
+
+/// The binary the ordinary cargo build makes is static (.cargo/config.toml):
+/// its ELF program headers have no PT_INTERP (no dynamic loader).
+#[test]
+fn the_cargo_built_binary_is_static() {
+    let elf = std::fs::read(hutch_bin()).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(elf[4], 2, "not a 64-bit ELF");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    assert!(phnum > 0);
+    for i in 0..phnum {
+        let at = phoff + i * phentsize;
+        let p_type = u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+        assert_ne!(p_type, 3, "{} asks for a dynamic loader (PT_INTERP)", hutch_bin().display());
+    }
+}
+
+/// The fuzz corpus in git stays minimised and small (fuzz/README.md).
+#[test]
+fn the_fuzz_corpus_stays_small() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/config_to_plan");
+    let (mut files, mut bytes) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let len = entry.unwrap().metadata().unwrap().len();
+        assert!(len <= 4096, "a corpus input over 4 KiB");
+        files += 1;
+        bytes += len;
+    }
+    assert!(files > 0, "no corpus in {}", dir.display());
+    assert!(bytes <= 1 << 20, "the corpus holds {bytes} bytes, over 1 MiB");
+}

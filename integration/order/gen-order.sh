@@ -16,11 +16,11 @@ ensure_packages busybox-static uidmap gcc libc6-dev libseccomp-dev binutils
 ensure_rust
 ensure_users
 
-log "building the release binary"
-bin=$(integration/build-release.sh)
+log "building the release binary with its symbols (profile symbols)"
+cargo build --profile symbols --locked --quiet
 host=$(rustc -vV | sed -n 's/^host: //p')
-# cargo's own copy of the same link, with its symbols.
-named=$(ls -t target/"$host"/release/deps/hutch-* | grep -v '\.d$' | head -1)
+bin=target/$host/symbols/hutch
+named=$bin
 
 W=$(mktemp -d /tmp/hutch-order.XXXXXX)
 chmod 755 "$W"
