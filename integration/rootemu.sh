@@ -21,14 +21,14 @@
 # anything failed.
 set -uo pipefail
 case ${1:-} in
-"") RT_SRC=target/debug/hutch ;;
+"") RT_SRC=target/$(rustc -vV | sed -n 's/^host: //p')/debug/hutch ;;
 /*) RT_SRC=$1 ;;
 *) RT_SRC=$PWD/$1 ;;
 esac
 cd "$(dirname "$0")/.."
 . integration/lib.sh
 [ "$(id -u)" = 0 ] || die "run as root (it builds packages owned by a system user; the containers run as tsingle and tuser)"
-RT_SRC=$(readlink -f "$RT_SRC") || die "no runtime at ${1:-target/debug/hutch}"
+RT_SRC=$(readlink -f "$RT_SRC") || die "no runtime at ${1:-target/HOST/debug/hutch}"
 ensure_packages jq uidmap buildah dpkg-dev
 ensure_users
 t0=$(date +%s)
@@ -308,7 +308,7 @@ fi
 
 # Nothing left: no container process, no supervisor.
 sleep 0.3
-expect "no supervisor left" "" "$(pgrep -a hutch-rootemu)"
+expect "no supervisor left" "" "$(pgrep -u tsingle,tuser -a hutch-rootemu)"
 expect "no container left" "" "$(pgrep -af "$RT" | grep -v pgrep)"
 echo "# took $(($(date +%s) - t0)) s"
 echo "$passed passed, $failed failed"

@@ -354,6 +354,14 @@ pub fn reset_signals() {
     );
 }
 
+/// `signal(sig, SIG_IGN)` for each of `sigs`.
+pub fn ignore_signals(sigs: &[Signal]) {
+    for &sig in sigs {
+        // SAFETY: SIG_IGN runs no code of ours in signal context.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
+    }
+}
+
 /// `personality(persona)`.
 pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
     // SAFETY: plain integer argument.

@@ -85,7 +85,8 @@ fn version_names_the_commit_the_spec_and_libseccomp() {
     };
     let commit = field("commit");
     assert!(
-        commit == "unknown" || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
         "commit `{commit}`"
     );
     assert_eq!(field("spec"), hutch::features::OCI_VERSION_MAX);
@@ -106,7 +107,9 @@ fn completion_scripts_know_every_command() {
         let out = hutch(&["completion", shell]);
         assert_ok(&out);
         let script = text(&out.stdout);
-        for cmd in ["create", "start", "state", "kill", "delete", "run", "exec", "features"] {
+        for cmd in [
+            "create", "start", "state", "kill", "delete", "run", "exec", "features",
+        ] {
             assert!(script.contains(cmd), "{shell} completion lacks {cmd}");
         }
     }
@@ -128,7 +131,12 @@ fn the_cargo_built_binary_is_static() {
     for i in 0..phnum {
         let at = phoff + i * phentsize;
         let p_type = u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
-        assert_ne!(p_type, 3, "{} asks for a dynamic loader (PT_INTERP)", hutch_bin().display());
+        assert_ne!(
+            p_type,
+            3,
+            "{} asks for a dynamic loader (PT_INTERP)",
+            hutch_bin().display()
+        );
     }
 }
 
@@ -144,5 +152,8 @@ fn the_fuzz_corpus_stays_small() {
         bytes += len;
     }
     assert!(files > 0, "no corpus in {}", dir.display());
-    assert!(bytes <= 1 << 20, "the corpus holds {bytes} bytes, over 1 MiB");
+    assert!(
+        bytes <= 1 << 20,
+        "the corpus holds {bytes} bytes, over 1 MiB"
+    );
 }

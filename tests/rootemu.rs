@@ -79,6 +79,16 @@ fn su_switches_the_reported_identity() {
 }
 
 #[test]
+fn a_sigterm_to_every_process_leaves_the_supervisor() {
+    // As a job manager's cleanup or a shutdown does: the program's last id
+    // calls still get their answers.
+    let b = sh("for p in /proc/[0-9]*; do \
+                  [ \"$(cat $p/comm 2>/dev/null)\" = hutch-rootemu ] && kill -TERM ${p#/proc/}; done; \
+                sleep 0.2; su app -c 'id -u'");
+    assert_eq!(output_of(&b), "1000\n");
+}
+
+#[test]
 fn the_configs_capabilities_still_apply() {
     // Without CAP_CHOWN and CAP_SETUID, root emulation refuses what the
     // kernel would refuse root: EPERM, after the lookup's own errors.

@@ -4,8 +4,12 @@
 //!
 //! It is single-threaded, holds no fd but its listener, its socket, and
 //! `/dev/null` on stdio, is not dumpable (the program cannot ptrace it or
-//! open its memory), and sits in its own process group (a terminal's ^C is
-//! for the program). Until the container process execs (its end of the
+//! open its memory), sits in its own process group (a terminal's ^C is
+//! for the program) and ignores the signals that ask a process to end
+//! (a job manager or a shutdown that signals every process of the
+//! container would otherwise take it away from the program's last id
+//! calls; it ends with the last process under the filter, and SIGKILL
+//! still works). Until the container process execs (its end of the
 //! socket closes then), the calls it hears are hutch's own setup: they run
 //! as they are.
 
@@ -59,6 +63,10 @@ fn serve(sock: OwnedFd, mapped: Single) -> nix::Result<()> {
         let _ = nix::unistd::dup2_stderr(&null);
     }
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    {
+        use nix::sys::signal::Signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+        sys::ignore_signals(&[SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2]);
+    }
     let _ = nix::sys::prctl::set_dumpable(false);
     let _ = nix::sys::prctl::set_name(c"hutch-rootemu");
 
