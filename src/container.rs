@@ -171,7 +171,7 @@ fn clone_container(
     let rootemu = crate::rootemu::applies(plan)
         .map(|ids| {
             Ok::<_, Error>((
-                crate::seccomp::compile(&crate::rootemu::filter(ids), &g.root)?,
+                crate::seccomp::compile_uncached(&crate::rootemu::filter(ids))?,
                 ids,
             ))
         })

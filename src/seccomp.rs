@@ -316,6 +316,15 @@ pub fn compile(p: &SeccompPlan, cache_root: &Path) -> Result<Compiled> {
     Ok(Compiled { program, flags })
 }
 
+/// Compile the plan without the cache: for a small filter whose cache
+/// file would be the only thing hutch leaves in a state directory (root
+/// emulation's; a shared `--root`, as Slurm's, must stay empty).
+pub fn compile_uncached(p: &SeccompPlan) -> Result<Compiled> {
+    let flags = u32::from(p.tsync) | u32::from(p.log) << 1 | u32::from(p.spec_allow) << 2;
+    let program = export(&build(p)?)?;
+    Ok(Compiled { program, flags })
+}
+
 /// Install a compiled filter on the calling thread. It does not set
 /// no_new_privs: hutch sets that only when `process.noNewPrivileges` asks,
 /// and otherwise loads the filter while it still has CAP_SYS_ADMIN in its

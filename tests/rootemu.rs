@@ -41,6 +41,12 @@ fn chown_to_another_id() {
         "0\n1234:1234\n"
     };
     assert_eq!(output_of(&b), want);
+    // Nothing is left in the state directory, not even a seccomp cache (a
+    // shared one, as Slurm's, is checked to be empty).
+    let left: Vec<_> = std::fs::read_dir(b.state_dir())
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
     if emulated() {
         // On the host, the file is still the caller's.
         use std::os::unix::fs::MetadataExt;
