@@ -86,13 +86,13 @@ if [ "$(id -u)" = 0 ]; then
             mountpoint -q "/sys/fs/cgroup/$c" || mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
         done
     fi
-    # runc and crun give every container a session keyring of its own; the
-    # kernel's quota for a plain user (kernel.keys.maxkeys, 200 by default)
-    # makes runc fail near 200 containers ("disk quota exceeded").
+    # runc, crun and hutch give every container a session keyring of its
+    # own; the kernel's quota for a plain user (kernel.keys.maxkeys, 200 by
+    # default) makes them fail near 200 containers ("disk quota exceeded").
     most=$(printf '%s\n' $SCALE 0 | sort -n | tail -n 1)
     keys=$((most * 2 + 200))
     if [ "$(cat /proc/sys/kernel/keys/maxkeys)" -lt "$keys" ]; then
-        log "raising kernel.keys.maxkeys to $keys and maxbytes to $((keys * 100)) (runc: one keyring per container)"
+        log "raising kernel.keys.maxkeys to $keys and maxbytes to $((keys * 100)) (one keyring per container)"
         sysctl -q -w kernel.keys.maxkeys="$keys" kernel.keys.maxbytes="$((keys * 100))"
     fi
     runas() { as "$BENCH_USER" "$@"; }

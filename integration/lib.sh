@@ -113,3 +113,19 @@ debian_rootfs() {
     touch "$dir/.complete"
     echo "$dir/rootfs"
 }
+
+HUTCH_LIB=$(realpath "${BASH_SOURCE[0]}")
+# crun_ready CMD...: run CMD (a command or a function of this file) in a
+# mount namespace of its own where crun 1.8.1 runs: it refuses to while
+# the cgroup2 hierarchy of a v1/v2 hybrid host holds a controller, so
+# there `cgroup.controllers` of that hierarchy reads empty (a bind of
+# /dev/null over it). Nothing outside changes.
+crun_ready() {
+    unshare -m --propagation private bash -c '
+        . "$0"
+        cg2=$(cgroup2_root)
+        if [ -n "$cg2" ] && [ "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs ] && [ -s "$cg2/cgroup.controllers" ]; then
+            mount --bind /dev/null "$cg2/cgroup.controllers"
+        fi
+        "$@"' "$HUTCH_LIB" "$@"
+}

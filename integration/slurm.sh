@@ -38,7 +38,9 @@ RT_SRC=$(readlink -f "$RT_SRC") || die "no runtime at ${1:-target/debug/hutch}"
 U=tuser
 PORTS="${SLURM_TEST_PORTS:-16817 16818}"   # slurmctld, slurmd: not Slurm's defaults
 
-ensure_packages munge slurmd slurmctld slurm-client jq busybox-static
+ensure_packages munge slurmd slurmctld slurm-client jq busybox-static squashfs-tools squashfuse
+# SquashFS bundles mount with FUSE as the job's user (see integration/test.sh).
+chmod 666 /dev/fuse
 ensure_users
 UID_U=$(id -u $U)
 GID_U=$(id -g $U)
@@ -287,6 +289,36 @@ check "sbatch --container: the batch script runs, its output lands in -o (rc=$rc
 check "sbatch --container: stderr lands in -e" grep -qx batch-err "$W/work/batch.err"
 check "sbatch --container: the root file system stays read-only" sh -c "! grep -q rootfs-writable '$W/work/batch.out'"
 [ "$rc" = 0 ] || show "$W/o" "$W/work/batch.out" "$W/work/batch.err"
+
+# A SquashFS image as the root: the same tree in one file, served by
+# squashfuse_ll for the job's user; read-only, with Slurm's mounts on top.
+# Slurm sets root.path to BUNDLE/rootfs whatever the bundle says, so the
+# image is the file BUNDLE/rootfs (hutch goes by content, not by name).
+BI="$W/work/image-bundle"
+asu 60 sh -c 'set -e; mkdir "$2"; mksquashfs "$1/rootfs" "$2/rootfs" -quiet -no-progress -all-root >/dev/null
+    cp "$1/config.json" "$2/config.json"' sh "$B" "$BI"
+asu 30 srun --container="$BI" /bin/sh -c 'grep -c " / overlay ro," /proc/self/mounts; touch /probe 2>&1; exit 4' >"$W/o" 2>&1
+rc=$?
+check "srun --container, SquashFS root: runs read-only, status 4 (rc=$rc)" \
+    sh -c "[ $rc = 4 ] && grep -qx 1 '$W/o' && grep -q 'Read-only file system' '$W/o'"
+[ "$rc" = 4 ] || show "$W/o"
+asu 90 sbatch --wait -J batchimg --container="$BI" -o "$W/work/bimg.out" "$W/work/job.sh" >"$W/o" 2>&1
+check "sbatch --container, SquashFS root: /tmp/slurm mounted on top of the image" \
+    grep -Eqx 'batch-out [0-9]+ 0' "$W/work/bimg.out"
+asu 60 srun -J cancelimg --container="$BI" /bin/sleep 1002 >"$W/cancel.out" 2>&1 &
+bg=$!
+for _ in $(seq 80); do pgrep -u $U -f '^/bin/sleep 1002$' >/dev/null && break; sleep 0.25; done
+j=$(job_of cancelimg)
+if [ -n "$j" ] && pgrep -u $U -f "squashfuse_ll .*$BI/rootfs" >/dev/null; then
+    scancel "$j"
+    wait "$bg"
+    wait_gone "$j"
+    check "scancel, SquashFS root: no runtime or container process, no state entry" leftovers "$j" 1002
+    check "scancel, SquashFS root: no squashfuse_ll left" \
+        sh -c "for p in \$(pgrep -u $U -f 'squashfuse_ll .*$BI/rootfs'); do [ \"\$(cut -d' ' -f3 /proc/\$p/stat)\" = Z ] || exit 1; done"
+else
+    bad "scancel, SquashFS root: the job did not start, or no squashfuse_ll served it"; show "$W/cancel.out"; wait "$bg"
+fi
 
 tl_job=$(job_of tlimit)
 

@@ -8,7 +8,12 @@ cd "$(dirname "$0")/.."
 . integration/lib.sh
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and creates the test users)"
 
-ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev
+ensure_packages busybox-static uidmap tini jq buildah podman crun ca-certificates gcc libc6-dev libseccomp-dev \
+    keyutils python3 dbus-daemon squashfs-tools squashfuse procps
+# SquashFS roots (tests/squashfs.rs) mount with FUSE as the plain users too:
+# Debian's udev rule makes /dev/fuse 0666 on a real install; not here.
+[ -c /dev/fuse ] || die "no /dev/fuse: SquashFS roots need FUSE"
+chmod 666 /dev/fuse
 ensure_rust
 ensure_users
 
@@ -52,12 +57,29 @@ for who in tuser tsingle; do
     (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$bud_test" "$ci/hutch") || failed=1
 done
 
+# buildah set up as Charliecloud users have it, with hutch as ch-run-oci
+# (issue 14).
+cro_test="$PWD/integration/ch-run-oci.sh"
+for who in tuser tsingle; do
+    log "ch-run-oci under buildah as $who"
+    (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$cro_test" "$ci/hutch") || failed=1
+done
+
 # podman drives hutch through conmon, as each plain user (issue 7),
 # compared case by case with crun.
 podman_test="$PWD/integration/podman.sh"
 for who in tuser tsingle; do
     log "podman integration as $who"
     (cd "$ci" && in_cgroup "${cg[$who]}" as "$who" "$podman_test" "$ci/hutch") || failed=1
+done
+
+# What the container sees, side by side with crun (issue 11), for the
+# same configs, as each user; crun_ready lets crun run on a hybrid host.
+diff_test="$PWD/integration/differential.sh"
+for who in root tuser tsingle; do
+    log "differential against crun as $who"
+    if [ "$who" = root ]; then (cd "$ci" && crun_ready "$diff_test" "$ci/hutch") || failed=1
+    else (cd "$ci" && crun_ready in_cgroup "${cg[$who]}" as "$who" "$diff_test" "$ci/hutch") || failed=1; fi
 done
 
 # Root emulation (issue 13): package installs in a debootstrapped Debian as
@@ -68,6 +90,34 @@ integration/rootemu.sh "$ci/hutch" || failed=1
 # Slurm: a one-node cluster, srun/sbatch --container as tuser (run as root).
 log "Slurm integration"
 integration/slurm.sh "$ci/hutch" || failed=1
+
+# MPI through Slurm (issue 14): two Slurm nodes in network namespaces of
+# their own, an Open MPI job with a rank on each, in hutch containers
+# (srun hutch-task) against bare srun, as tuser (run as root).
+log "MPI integration"
+integration/mpi.sh "$ci/hutch" || failed=1
+
+# ---- Docker and podman as root (issue 12) -----------------------------
+# A private dockerd with hutch and crun registered, then podman as root
+# (cgroupfs): limits, pause/unpause, update, stats, exec, stop/start, rm,
+# read back from the cgroup files and compared with crun. Before the
+# cgroup v2 step below: crun refuses to run while cgroup v2 holds a
+# controller (both scripts move such controllers to cgroup v1 for their
+# run and give them back).
+log "Docker integration as root"
+integration/docker.sh "$ci/hutch" || failed=1
+log "podman integration as root"
+integration/podman-root.sh "$ci/hutch" || failed=1
+# ------------------------------------------------------------------------
+
+# ---- The systemd cgroup driver (issue 12) -------------------------------
+# No systemd runs here: integration/systemd.sh boots one in a hutch
+# container (as root) and drives `hutch --systemd-cgroup` inside it, as
+# root and as a plain user, beside crun. It runs once more below where
+# cgroup v2 holds controllers, so that their files are checked too.
+log "systemd driver integration"
+integration/systemd.sh "$ci/hutch" || failed=1
+# -------------------------------------------------------------------------
 
 # Real limits: on this hybrid host cgroup v2 holds few controllers or
 # none (hugetlb on a fresh machine; bench.sh moves it to v1 for crun), so
@@ -94,6 +144,8 @@ with_controllers_on_cgroup2() {
     log "integration tests cgroups as root, with ${on[*]} on cgroup v2"
     env HUTCH_BIN="$ci/hutch" HUTCH_TEST_TMP="$ci/tmp" HUTCH_EXPECT_CONTROLLERS="${on[*]}" \
         "$ci/cgroups" --test-threads=2 || failed=1
+    log "systemd driver integration, with ${on[*]} on cgroup v2"
+    integration/systemd.sh "$ci/hutch" || failed=1
     # hutch enabled them in the root cgroup: hand pids back to cgroup v1.
     for c in "${on[@]}"; do echo "-$c" >"$cg2/cgroup.subtree_control" 2>/dev/null || true; done
     if [ "$moved" = 1 ]; then

@@ -29,7 +29,7 @@ pub struct Cli {
     #[arg(long)]
     pub debug: bool,
 
-    /// Accepted for compatibility; hutch has no systemd cgroup driver (a slice:prefix:name cgroupsPath is ignored)
+    /// The container's cgroup is a transient systemd scope (cgroupsPath slice:prefix:name), asked for on the system bus (root) or the session bus (a plain user)
     #[arg(long)]
     pub systemd_cgroup: bool,
 
@@ -37,7 +37,7 @@ pub struct Cli {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub rootless: Option<String>,
 
-    /// As crun: `disabled` makes and joins no cgroup; any other value is accepted and changes nothing (hutch manages cgroup v2 itself)
+    /// As crun: `disabled` makes and joins no cgroup, `systemd` is --systemd-cgroup, `cgroupfs` (the default) makes the directories itself, in cgroup v1 and v2
     #[arg(long, value_name = "MANAGER")]
     pub cgroup_manager: Option<String>,
 
@@ -75,7 +75,7 @@ pub struct CreateArgs {
     #[arg(long, value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
 
-    /// Accepted; hutch never creates a session keyring
+    /// Keep the caller's session keyring (by default the container gets a new one, named after its id)
     #[arg(long)]
     pub no_new_keyring: bool,
 
@@ -87,6 +87,66 @@ pub struct CreateArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
 
+    /// The container id
+    pub id: String,
+}
+
+/// Flags of `update`, as runc's: sizes take a unit (64m, 1g); a value of
+/// 0 leaves the limit as it is.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// A runtime-spec LinuxResources JSON file (`-`: standard input); the
+    /// other flags are then ignored, as by runc
+    #[arg(short, long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Block I/O weight (10 to 1000)
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<u16>,
+    /// CFS period (microseconds)
+    #[arg(long, value_name = "US")]
+    pub cpu_period: Option<u64>,
+    /// CFS quota (microseconds per period; -1: none)
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long, alias = "cpu-shares", value_name = "N")]
+    pub cpu_share: Option<u64>,
+    /// Real-time period (microseconds)
+    #[arg(long, value_name = "US")]
+    pub cpu_rt_period: Option<u64>,
+    /// Real-time runtime (microseconds per period)
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs to run on (0-3, 0,1)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use (0-3, 0,1)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Memory reservation (soft limit)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1: unlimited swap)
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Kernel memory limit (cgroup v1; refused by recent kernels)
+    #[arg(long, value_name = "SIZE")]
+    pub kernel_memory: Option<String>,
+    /// Kernel TCP buffer limit (cgroup v1)
+    #[arg(long, value_name = "SIZE")]
+    pub kernel_memory_tcp: Option<String>,
+    /// Maximum number of processes (-1: none)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema (not supported by hutch)
+    #[arg(long, value_name = "SCHEMA")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (not supported by hutch)
+    #[arg(long, value_name = "SCHEMA")]
+    pub mem_bw_schema: Option<String>,
     /// The container id
     pub id: String,
 }
@@ -187,11 +247,42 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
-    /// List the processes of a container
+    /// List the processes of a container: `ps` (ARGS, default -ef) filtered
+    /// to them, or (json) their pids
     Ps {
         /// table or json
         #[arg(short, long, default_value = "table")]
         format: String,
+        /// The container id
+        id: String,
+        /// Arguments for ps(1) with the table format
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PS ARGS"
+        )]
+        ps_args: Vec<String>,
+    },
+    /// Suspend every process of the container (its cgroup's freezer)
+    Pause {
+        /// The container id
+        id: String,
+    },
+    /// Resume the processes of a paused container
+    Resume {
+        /// The container id
+        id: String,
+    },
+    /// Change the resource limits of a container
+    Update(UpdateArgs),
+    /// Print the container's resource usage (and OOM kills) as JSON lines
+    Events {
+        /// How often to print the statistics (as 5s, 500ms, 1m)
+        #[arg(long, value_name = "DURATION", default_value = "5s")]
+        interval: String,
+        /// Print the statistics once and exit
+        #[arg(long)]
+        stats: bool,
         /// The container id
         id: String,
     },

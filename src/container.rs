@@ -18,6 +18,7 @@ use crate::hooks;
 use crate::init::{self, InitArgs};
 use crate::ns::{self, idmap};
 use crate::spec::{self, Host, Plan, UserNs};
+use crate::squashfs;
 use crate::state::{self, check_id, Entry, Record, StateRoot, Status, CTL_SOCKET};
 use crate::sync::{self, Msg};
 use crate::sys::{self, Forked};
@@ -29,6 +30,8 @@ pub struct Globals {
     pub host: Host,
     /// `--cgroup-manager disabled`: make and join no cgroup.
     pub cgroups_disabled: bool,
+    /// `--systemd-cgroup`: the cgroup is a scope systemd makes.
+    pub systemd_cgroup: bool,
 }
 
 /// Options of `create` (and `run`).
@@ -39,6 +42,8 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// `--no-new-keyring`: the container keeps the caller's session keyring.
+    pub no_new_keyring: bool,
     /// The program dies with this hutch (`run` without `--detach`).
     pub die_with_parent: bool,
 }
@@ -64,11 +69,24 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
             )));
         }
     }
-    let (plan, config_text) = spec::load(&opts.bundle, g.host)?;
+    let (mut plan, config_text) = spec::load(&opts.bundle, g.host)?;
     crate::exe::protect(&plan, g.host)?;
     // A missing program fails `create`, as with runc and crun (podman's
-    // exit statuses 127 and 126 depend on it).
+    // exit statuses 127 and 126 depend on it). (Not seen in an image, which
+    // is mounted later.)
     crate::process::check_program(&plan)?;
+    // Real root without a user namespace mounts an image with the
+    // kernel's squashfs; anyone else through FUSE and a server.
+    plan.root_kernel = plan.root_image.is_some()
+        && g.host.euid == 0
+        && g.host.initial_userns
+        && matches!(plan.userns, UserNs::Inherit)
+        && Path::new("/dev/loop-control").exists();
+    let server = plan
+        .root_image
+        .as_deref()
+        .map(|image| squashfs::check_plan(&plan, image))
+        .transpose()?;
     let pid_file = opts
         .pid_file
         .as_deref()
@@ -80,10 +98,19 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
         ));
     }
     let root = StateRoot::open(&g.root)?;
+    root.collect_dead();
     let entry = root.reserve(id)?;
     fault::point("create:reserved");
+    // An image is mounted by the container process on a directory of the
+    // entry, which is then the root the start path works on.
+    if let Some(program) = server {
+        plan.rootfs = entry.path.join(state::ROOT_MOUNT);
+        plan.root_server = (!plan.root_kernel).then_some(program);
+        plan.root_readonly = true;
+    }
     match entry
         .save_config(&config_text)
+        .and_then(|()| make_root_mount(&plan, &entry))
         .and_then(|()| spawn_in(g, id, opts, &plan, &entry, pid_file.as_ref()))
     {
         Ok(record) => Ok(Spawned { entry, record }),
@@ -92,6 +119,22 @@ fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawned> {
             Err(e)
         }
     }
+}
+
+/// The mount point of an image root, in the entry.
+fn make_root_mount(plan: &Plan, entry: &Entry) -> Result<()> {
+    if plan.root_image.is_none() {
+        return Ok(());
+    }
+    for dir in [state::ROOT_MOUNT, state::ROOT_UPPER] {
+        nix::sys::stat::mkdirat(
+            entry.dir(),
+            dir,
+            nix::sys::stat::Mode::from_bits_truncate(0o700),
+        )
+        .map_err(|e| Error::sys("make the image mount point", entry.path.join(dir), e))?;
+    }
+    Ok(())
 }
 
 /// The part of `create` that can leave things behind: on error the caller
@@ -106,15 +149,30 @@ fn spawn_in(
 ) -> Result<Record> {
     // The cgroup is made from the host's view of the tree, before any
     // namespace is joined; with no cgroup in the plan nothing is read.
-    let cgroup = match &plan.cgroup {
-        Some(c) if !g.cgroups_disabled => cgroup::prepare(c, id)?,
+    let manager = if g.systemd_cgroup {
+        cgroup::Manager::Systemd
+    } else {
+        cgroup::Manager::Cgroupfs
+    };
+    // With --systemd-cgroup every container gets its scope, as with runc
+    // and crun (`hutch-ID.scope` without a cgroupsPath).
+    let default_scope;
+    let wanted = match (&plan.cgroup, manager) {
+        (None, cgroup::Manager::Systemd) => {
+            default_scope = cgroup::CgroupPlan::default_place();
+            Some(&default_scope)
+        }
+        (c, _) => c.as_ref(),
+    };
+    let mut cgroup = match wanted {
+        Some(c) if !g.cgroups_disabled => cgroup::prepare(c, id, manager)?,
         Some(_) | None => None,
     };
     let spawned = match &cgroup {
-        Some(cg) => entry.save_cgroup(&cg.path, &cg.made),
+        Some(cg) => entry.save_cgroup(&cg.record()),
         None => Ok(()),
     }
-    .and_then(|()| clone_container(g, id, opts, plan, entry, pid_file, cgroup.as_ref()));
+    .and_then(|()| clone_container(g, id, opts, plan, entry, pid_file, cgroup.as_mut()));
     if let (Err(_), Some(cg)) = (&spawned, cgroup) {
         cg.discard();
     }
@@ -130,12 +188,17 @@ fn clone_container(
     plan: &Plan,
     entry: &Entry,
     pid_file: Option<&state::PidFile>,
-    cgroup: Option<&cgroup::Cgroup>,
+    mut cgroup: Option<&mut cgroup::Cgroup>,
 ) -> Result<Record> {
     let listener = sync::listen(&entry.short_path(CTL_SOCKET))
         .map_err(|e| Error::sys("listen on", entry.path.join(CTL_SOCKET), e))?;
+    // Connected now, so a bad socket fails before anything is made; the
+    // pty master arrives with the container process's `Ready`.
     let console = match &opts.console_socket {
-        Some(path) if plan.process.terminal => Some(open_console(path, id)?),
+        Some(path) if plan.process.terminal => Some(
+            sync::connect_console(path)
+                .map_err(|e| Error::sys("connect to console socket", path, e))?,
+        ),
         _ => None,
     };
     let entry_dir = entry
@@ -148,6 +211,13 @@ fn clone_container(
     // here, on the host side (before joining a user namespace by path,
     // which would take that away), and attached by the container process.
     let idmapped = crate::mount::idmap::prepare(plan)?;
+    // A session keyring of its own, named after the container (as crun
+    // names it), which the clone inherits: the caller's keys (Kerberos,
+    // AFS tokens) stay out of reach. Joined in the initial user namespace,
+    // where `exec` finds it by name again.
+    if !opts.no_new_keyring {
+        join_keyring(id)?;
+    }
     ns::join_by_path(plan)?;
 
     let in_userns = !g.host.initial_userns || !matches!(plan.userns, UserNs::Inherit);
@@ -178,8 +248,8 @@ fn clone_container(
         .transpose()?;
     // Born in its cgroup, when it has one: it never runs outside it, and
     // makes its cgroup namespace (after the id maps) rooted there.
-    let cloned = match cgroup {
-        Some(cg) => sys::clone_process_into(ns::clone_flags(plan), cg.dir()),
+    let cloned = match cgroup.as_deref().and_then(cgroup::Cgroup::clone_into) {
+        Some(dir) => sys::clone_process_into(ns::clone_flags(plan), dir),
         None => sys::clone_process(ns::clone_flags(plan)),
     };
     let pid = match cloned.map_err(|e| Error::call("clone the container process", e))? {
@@ -193,7 +263,7 @@ fn clone_container(
                     sync: child_sock,
                     listener,
                     entry_dir,
-                    console,
+                    terminal: console.is_some(),
                     preserve_fds: opts.preserve_fds,
                     no_pivot: opts.no_pivot,
                     in_userns,
@@ -207,10 +277,21 @@ fn clone_container(
         }
         Forked::Parent(pid) => pid,
     };
-    drop((child_sock, listener, entry_dir, console, idmapped));
+    drop((child_sock, listener, entry_dir, idmapped));
     fault::point("create:cloned");
 
-    let finish = || -> Result<Record> {
+    let mut server: Option<squashfs::Server> = None;
+    let mut finish = || -> Result<Record> {
+        // Into the cgroups the clone did not place it in (cgroup v1, a
+        // systemd scope), before it runs anything: it waits for the maps,
+        // and makes its cgroup namespace after them.
+        if let Some(cg) = cgroup.as_deref_mut() {
+            cg.start_unit(pid.as_raw(), &plan.annotations)?;
+            if cg.is_systemd() {
+                entry.save_cgroup(&cg.record())?;
+            }
+            cg.enter(pid.as_raw())?;
+        }
         if let UserNs::New {
             uid_map,
             gid_map,
@@ -229,9 +310,25 @@ fn clone_container(
         }
         sync::send(parent_sock.as_fd(), &Msg::MapsWritten)
             .map_err(|e| Error::call("signal the container process", e))?;
-        match sync::recv(parent_sock.as_fd()) {
-            Ok(Some(Msg::Ready)) => {}
-            Ok(Some(Msg::Error(text))) => return Err(Error::Container(text)),
+        if let (Some(image), Some(program)) = (&plan.root_image, &plan.root_server) {
+            server = Some(serve_image(parent_sock.as_fd(), program, image)?);
+            fault::point("create:served");
+        }
+        match sync::recv_with_fd(parent_sock.as_fd()) {
+            Ok(Some((Msg::Ready, master))) => {
+                if let Some(sock) = &console {
+                    send_console(sock, master, opts, id)?;
+                }
+            }
+            Ok(Some((Msg::Error(text), _))) => {
+                // The server's own reason, when it gave up on the image.
+                return Err(Error::Container(
+                    match server.take().map(squashfs::Server::stop) {
+                        Some(why) if !why.is_empty() => format!("{text} ({why})"),
+                        _ => text,
+                    },
+                ));
+            }
             Ok(_) => {
                 return Err(Error::Container(
                     "the container process exited during create".into(),
@@ -253,6 +350,9 @@ fn clone_container(
             created: state::now(),
             poststart: plan.hooks.poststart.clone(),
             poststop: plan.hooks.poststop.clone(),
+            server: server
+                .as_ref()
+                .and_then(|s| Some((s.pid, state::proc_stat(s.pid)?.start_time))),
         };
         // prestart and createRuntime: the container exists, the program
         // does not run yet; a failure undoes the create.
@@ -270,10 +370,30 @@ fn clone_container(
             .map_err(|e| Error::call("signal the container process", e))?;
         Ok(record)
     };
-    finish().inspect_err(|_| {
+    let finished = finish();
+    if finished.is_err() {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
-    })
+    }
+    match (server, &finished) {
+        (Some(s), Ok(_)) => drop(s.detach()),
+        (Some(s), Err(_)) => drop(s.stop()),
+        (None, _) => {}
+    }
+    finished
+}
+
+/// Take the `/dev/fuse` fd the container process mounted the image with,
+/// and start the server on it.
+fn serve_image(sock: BorrowedFd<'_>, program: &Path, image: &Path) -> Result<squashfs::Server> {
+    match sync::recv_with_fd(sock) {
+        Ok(Some((Msg::Fd, Some(fuse)))) => squashfs::start_server(program, image, fuse),
+        Ok(Some((Msg::Error(text), _))) => Err(Error::Container(text)),
+        Ok(_) => Err(Error::Container(
+            "the container process exited during create".into(),
+        )),
+        Err(e) => Err(Error::call("wait for the container process", e)),
+    }
 }
 
 /// Whether this process's user namespace lets `setgroups` be called (it
@@ -285,23 +405,30 @@ pub(crate) fn setgroups_allowed_here() -> bool {
         .unwrap_or(true)
 }
 
-/// Make the pty, send its master to the caller's console socket (the caller
-/// may accept only after `create` returns, so this does not wait for it),
-/// and return the slave for the container.
-fn open_console(socket: &Path, id: &str) -> Result<OwnedFd> {
-    let (master, slave_path) = sys::open_pty().map_err(|e| Error::call("open a pty", e))?;
-    let slave = nix::fcntl::open(
-        &slave_path,
-        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| Error::sys("open pty", &slave_path, e))?;
-    let sock = sync::connect_console(socket)
-        .map_err(|e| Error::sys("connect to console socket", socket, e))?;
+/// Make the session keyring called `id` this process's (and its children's).
+pub(crate) fn join_keyring(id: &str) -> Result<()> {
+    let name = std::ffi::CString::new(id)
+        .map_err(|_| Error::Usage(format!("container id `{id}` has a NUL")))?;
+    sys::join_session_keyring(&name)
+        .map(drop)
+        .map_err(|e| Error::call(format!("join a new session keyring `{id}`"), e))
+}
+
+/// Send the pty master the container process made to the caller's console
+/// socket (the caller may accept only after `create` returns, so this does
+/// not wait for it).
+fn send_console(
+    sock: &OwnedFd,
+    master: Option<OwnedFd>,
+    opts: &CreateOptions,
+    id: &str,
+) -> Result<()> {
+    let path = opts.console_socket.as_deref().unwrap_or(Path::new(""));
+    let master =
+        master.ok_or_else(|| Error::Container("the container process sent no terminal".into()))?;
     let payload = serde_json::json!({"type": "terminal", "container": id}).to_string();
     sync::send_fd(sock.as_fd(), &master, &payload)
-        .map_err(|e| Error::sys("send pty to console socket", socket, e))?;
-    Ok(slave)
+        .map_err(|e| Error::sys("send pty to console socket", path, e))
 }
 
 /// `start`: release the waiting process; return once the program runs.
@@ -331,7 +458,7 @@ fn poststart(record: &Record) -> Result<()> {
         return Ok(());
     }
     hooks::run_all("poststart", &record.poststart, &state).inspect_err(|_| {
-        let _ = stop(record);
+        let _ = stop(record, None);
     })
 }
 
@@ -448,7 +575,7 @@ fn open_verified(record: &Record) -> Option<OwnedFd> {
 /// The processes of the container besides its own process: those in its
 /// pid namespace, or (without one of its own) those in its mount
 /// namespace. Never any of hutch's own namespace.
-fn members(record: &Record) -> Vec<Pid> {
+pub(crate) fn members(record: &Record) -> Vec<Pid> {
     let ns_of = |pid: &str, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok();
     let me = record.pid.as_raw().to_string();
     let kind = if ns_of(&me, "pid") != ns_of("self", "pid") {
@@ -493,23 +620,19 @@ fn signal_all(
     sent
 }
 
-/// `ps`: the pids (as hutch sees them) of the container's processes.
-pub fn processes(g: &Globals, id: &str) -> Result<Vec<Pid>> {
-    let root = StateRoot::open(&g.root)?;
-    let entry = root.entry(id)?;
-    let (record, status) = entry.status()?;
-    if status == Status::Stopped {
-        return Ok(Vec::new());
+/// `delete`: remove a stopped container; with `force`, kill a created or
+/// running one first, and succeed for an id that does not exist. What dead
+/// creates left goes too, whatever the outcome: with unique ids (Slurm,
+/// CI) nobody else would ever name it.
+pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
+    let deleted = delete_one(g, id, force);
+    if let Ok(root) = StateRoot::open(&g.root) {
+        root.collect_dead();
     }
-    let mut pids = vec![record.pid];
-    pids.extend(members(&record));
-    pids.sort();
-    Ok(pids)
+    deleted
 }
 
-/// `delete`: remove a stopped container; with `force`, kill a created or
-/// running one first, and succeed for an id that does not exist.
-pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
+fn delete_one(g: &Globals, id: &str, force: bool) -> Result<()> {
     check_id(id)?;
     let mut entry = match open_acting(g, id) {
         Ok(e) => e,
@@ -525,14 +648,32 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     }
     let (record, status) = match entry.status() {
         Ok(rs) => rs,
-        // A create that died before recording anything left a bare entry.
+        // No record: a create under way (with --force). It ends soon:
+        // then the container exists, or its create removed the entry.
         Err(Error::NotFound { .. }) => {
+            if !entry.lock_within(Duration::from_secs(10))? {
+                return Err(Error::WrongState {
+                    id: id.to_string(),
+                    op: "delete",
+                    status: "creating",
+                });
+            }
+            match entry.status() {
+                Ok(rs) => rs,
+                Err(Error::NotFound { .. }) => {
+                    entry.remove();
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // A record that cannot be read (its owner can write anything
+        // there): --force still removes the entry, and its cgroup.
+        Err(e) if force => {
+            tracing::warn!("{e}; removing the entry");
+            entry.lock_wait()?;
             entry.remove();
-            return if force {
-                Ok(())
-            } else {
-                Err(Error::NotFound { id: id.to_string() })
-            };
+            return Ok(());
         }
         Err(e) => return Err(e),
     };
@@ -544,8 +685,9 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
         });
     }
     if status != Status::Stopped {
-        stop(&record)?;
+        stop(&record, Some(&entry))?;
     }
+    server_gone(&record);
     fault::point("delete:stopped");
     entry.lock_wait()?;
     entry.remove();
@@ -553,14 +695,31 @@ pub fn delete(g: &Globals, id: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// Once the container is gone, wait (briefly) for the server of its
+/// SquashFS root, which ends when the container's mount namespace does.
+fn server_gone(record: &Record) {
+    if let Some((pid, start_time)) = record.server {
+        squashfs::wait_gone(pid, start_time, Duration::from_secs(3));
+    }
+}
+
 /// SIGKILL the container and wait (up to 10 s) until its process is gone.
-fn stop(record: &Record) -> Result<()> {
+/// A paused container's cgroup (from `entry`) is thawed after the signal:
+/// a task frozen by the cgroup v1 freezer dies only once thawed.
+fn stop(record: &Record, entry: Option<&Entry>) -> Result<()> {
     let Some(pidfd) = open_verified(record) else {
         return Ok(());
     };
     match signal_all(record, pidfd.as_fd(), Signal::SIGKILL) {
         Ok(()) | Err(Errno::ESRCH) => {}
         Err(e) => return Err(Error::call(format!("kill container `{}`", record.id), e)),
+    }
+    let frozen = entry
+        .and_then(Entry::load_cgroup)
+        .and_then(|r| cgroup::reopen(&r).ok())
+        .filter(|cg| cg.is_frozen().unwrap_or(false));
+    if let Some(cg) = frozen {
+        cg.thaw()?;
     }
     wait_exit(pidfd.as_fd(), Duration::from_secs(10))
         .map_err(|e| Error::call(format!("wait for container `{}` to die", record.id), e))
@@ -603,6 +762,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
     if let Err(e) = release(&entry, &record).and_then(|()| poststart(&record)) {
         let _ = nix::sys::signal::kill(record.pid, Signal::SIGKILL);
         let _ = waitpid(record.pid, None);
+        server_gone(&record);
         entry.remove();
         return Err(e);
     }
@@ -610,6 +770,7 @@ pub fn run(g: &Globals, id: &str, opts: &CreateOptions, detach: bool, keep: bool
         return Ok(0);
     }
     let status = wait_forwarding(record.pid, &blocked);
+    server_gone(&record);
     if !keep {
         entry.remove();
         poststop(&record);
@@ -663,15 +824,18 @@ pub struct Listed {
     pub status: Status,
 }
 
-/// `list`: every container in the state directory.
+/// `list`: every container in the state directory (what dead creates left
+/// is collected first).
 pub fn list(g: &Globals) -> Result<Vec<Listed>> {
     let root = StateRoot::open(&g.root)?;
+    root.collect_dead();
     let mut out = Vec::new();
     for id in root.ids()? {
-        if let Ok(entry) = root.entry(&id) {
-            if let Ok((record, status)) = entry.status() {
-                out.push(Listed { record, status });
-            }
+        match root.entry(&id).and_then(|entry| entry.status()) {
+            Ok((record, status)) => out.push(Listed { record, status }),
+            // Gone meanwhile, being created, or not hutch's.
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!("{e}"),
         }
     }
     Ok(out)

@@ -110,7 +110,7 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
     // The container's cgroup, opened while the host's paths are in reach:
     // the process is cloned into it.
     let cgroup = match (entry.load_cgroup(), g.cgroups_disabled) {
-        (Some((path, _)), false) => Some(crate::cgroup::open(&path)?),
+        (Some(record), false) => Some(crate::cgroup::reopen(&record)?),
         _ => None,
     };
     let mut namespaces = open_namespaces(record.pid)?;
@@ -133,7 +133,16 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     // No process of the container may look into this one while it still
     // runs hutch (its memory, its /proc/PID/exe).
+    // oom_score_adj is inherited by the process forked below. Written here,
+    // while /proc/self is still this process's own: once undumpable and in
+    // the container's user namespace, a plain user may no longer open it.
+    if let Some(adj) = plan.process.oom_score_adj {
+        process::set_oom_score_adj(adj)?;
+    }
     nix::sys::prctl::set_dumpable(false).map_err(|e| Error::call("make hutch undumpable", e))?;
+    // The container's session keyring (`create` made it in this user
+    // namespace, named after the container), not the caller's.
+    crate::container::join_keyring(id)?;
     for (kind, flag, file) in &namespaces {
         nix::sched::setns(file.as_fd(), *flag)
             .map_err(|e| Error::call(format!("join the container's {kind} namespace"), e))?;
@@ -149,18 +158,24 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
             .thread_block()
             .map_err(|e| Error::call("block signals", e))?;
     }
-    let forked = match &cgroup {
-        Some(dir) => sys::clone_process_into(CloneFlags::empty(), dir.as_fd()),
+    let forked = match cgroup.as_ref().and_then(crate::cgroup::Cgroup::clone_into) {
+        Some(dir) => sys::clone_process_into(CloneFlags::empty(), dir),
         None => sys::clone_process(CloneFlags::empty()),
     };
     let pid = match forked.map_err(|e| Error::call("fork the exec process", e))? {
         Forked::Child => {
             drop(parent_sock);
-            let joined = match &late_cgroupns {
+            // Into the v1 hierarchies (through files opened before the
+            // namespaces were joined) before anything else.
+            let entered = match &cgroup {
+                Some(cg) => cg.enter(0),
+                None => Ok(()),
+            };
+            let joined = entered.and_then(|()| match &late_cgroupns {
                 Some(ns) => nix::sched::setns(ns.as_fd(), CloneFlags::CLONE_NEWCGROUP)
                     .map_err(|e| Error::call("join the container's cgroup namespace", e)),
                 None => Ok(()),
-            };
+            });
             let err = match joined
                 .and_then(|()| child(&plan, compiled, rootemu, console, opts.preserve_fds, id))
             {
@@ -206,7 +221,7 @@ fn exec_plan(
     let mut v: serde_json::Value =
         serde_json::from_slice(config).map_err(|e| Error::Config(e.to_string()))?;
     if let Some(path) = &opts.process {
-        let text = std::fs::read(path).map_err(|e| Error::io("read --process", path, e))?;
+        let text = crate::input::read(path, crate::input::Follow::Yes)?;
         let p: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| Error::Usage(format!("--process `{}`: {e}", path.display())))?;
         v["process"] = p;
@@ -311,9 +326,6 @@ fn child(
         sync::send_fd(sock.as_fd(), &master, &payload)
             .map_err(|e| Error::call("send the pty to the console socket", e))?;
         process::attach_terminal(&slave, p.console_size)?;
-    }
-    if let Some(adj) = p.oom_score_adj {
-        process::set_oom_score_adj(adj)?;
     }
     process::set_memory_policy(plan.memory_policy.as_ref())?;
     let setgroups_allowed = crate::container::setgroups_allowed_here();

@@ -148,7 +148,7 @@ pub fn document() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": false, "v2": works("linux.cgroupsPath"), "systemd": false, "systemdUser": false, "rdma": works("linux.resources.rdma")},
+            "cgroup": {"v1": works("linux.cgroupsPath"), "v2": works("linux.cgroupsPath"), "systemd": works("linux.cgroupsPath"), "systemdUser": works("linux.cgroupsPath"), "rdma": works("linux.resources.rdma")},
             "seccomp": {"enabled": works("linux.seccomp")},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},

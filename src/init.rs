@@ -6,7 +6,8 @@
 //! The process is cloned by `create` into its new user and pid namespaces
 //! (and mount, network, uts and ipc ones; into its cgroup when it has
 //! one), waits there for `create` to write its id maps, makes its cgroup
-//! namespace, reports ready, and waits for `start`. The start path then
+//! namespace (and its terminal, whose master goes back with "ready"),
+//! reports ready, and waits for `start`. The start path then
 //! makes the container's mounts, `pivot_root`s,
 //! sets up the process and `execve`s the program, which keeps this pid.
 //! Errors go back to whoever waits (create or start) as one line of text,
@@ -22,6 +23,7 @@ use nix::unistd::{Gid, Uid};
 
 use crate::error::{Error, Result};
 use crate::hooks;
+use crate::mount::console::{self, DevptsAt, Terminal};
 use crate::mount::{self, dev, Deferred};
 use crate::process;
 use crate::seccomp;
@@ -40,8 +42,9 @@ pub struct InitArgs {
     pub listener: OwnedFd,
     /// The state entry's directory, to remove `ctl` once started.
     pub entry_dir: OwnedFd,
-    /// The terminal, when `process.terminal` is set.
-    pub console: Option<OwnedFd>,
+    /// `process.terminal` with a console socket: make the terminal at
+    /// create and hand its master to `create` with `Ready`.
+    pub terminal: bool,
     /// `--preserve-fds`: fds 3 to 3+N-1 reach the program.
     pub preserve_fds: u32,
     /// `--no-pivot`.
@@ -81,16 +84,29 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
     // made here (one made by the clone would be rooted at create's). The
     // memory policy is set here, not on the start path, so that a node the
     // host lacks fails `create`; the program inherits it.
+    // The terminal is made here too, in the container's mount namespace:
+    // the caller gets its master when `create` returns.
     let prepared = wait_for_maps(sync.as_fd())
         .and_then(|()| crate::ns::join_mount(plan))
+        .and_then(|()| mount::fuse::mount_image(plan, sync.as_fd()))
         .and_then(|()| crate::ns::new_cgroup_namespace(plan))
         .and_then(|()| loopback(plan))
-        .and_then(|()| process::set_memory_policy(plan.memory_policy.as_ref()));
-    if let Err(e) = prepared {
-        let _ = sync::send(sync.as_fd(), &Msg::Error(e.to_string()));
-        sys::exit_now(1);
-    }
-    if sync::send(sync.as_fd(), &Msg::Ready).is_err() {
+        .and_then(|()| process::set_memory_policy(plan.memory_policy.as_ref()))
+        .and_then(|()| args.terminal.then(|| new_terminal(plan)).transpose());
+    let (terminal, master) = match prepared {
+        Ok(Some((t, m))) => (Some(t), Some(m)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            let _ = sync::send(sync.as_fd(), &Msg::Error(e.to_string()));
+            sys::exit_now(1);
+        }
+    };
+    let ready = match &master {
+        Some(m) => sync::send_with_fd(sync.as_fd(), &Msg::Ready, m.as_fd()),
+        None => sync::send(sync.as_fd(), &Msg::Ready),
+    };
+    drop(master);
+    if ready.is_err() {
         sys::exit_now(1);
     }
     // A create that dies before recording the container must not leave
@@ -117,10 +133,10 @@ pub fn run(plan: &Plan, args: InitArgs) -> ! {
         CTL_SOCKET,
         nix::unistd::UnlinkatFlags::NoRemoveDir,
     );
-    if sync::send(conn.as_fd(), &Msg::Accepted).is_err() {
-        sys::exit_now(1);
-    }
-    let err = match start_path(plan, &args, &conn) {
+    // Go released it: a `start` that dies before reading this (killed
+    // right after sending Go) must not undo the start.
+    let _ = sync::send(conn.as_fd(), &Msg::Accepted);
+    let err = match start_path(plan, &args, terminal.as_ref(), &conn) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -140,6 +156,23 @@ fn loopback(plan: &Plan) -> Result<()> {
     sys::loopback_up().map_err(|e| Error::call("bring up the loopback interface", e))
 }
 
+/// The terminal, made as the user namespace's root where that is mapped:
+/// the devpts and the pty then belong to ids the container knows.
+fn new_terminal(plan: &Plan) -> Result<(Terminal, OwnedFd)> {
+    if let UserNs::New {
+        uid_map, gid_map, ..
+    } = &plan.userns
+    {
+        if crate::spec::is_mapped(gid_map, 0) {
+            nix::unistd::setfsgid(Gid::from_raw(0));
+        }
+        if crate::spec::is_mapped(uid_map, 0) {
+            nix::unistd::setfsuid(Uid::from_raw(0));
+        }
+    }
+    console::new_terminal(plan)
+}
+
 /// Wait until `create` has written the id maps (or gone away).
 fn wait_for_maps(sync: std::os::fd::BorrowedFd<'_>) -> Result<()> {
     match sync::recv(sync) {
@@ -152,7 +185,12 @@ fn wait_for_maps(sync: std::os::fd::BorrowedFd<'_>) -> Result<()> {
 }
 
 /// The start path, top to bottom. Returns only on failure.
-fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible> {
+fn start_path(
+    plan: &Plan,
+    args: &InitArgs,
+    terminal: Option<&Terminal>,
+    conn: &OwnedFd,
+) -> Result<Infallible> {
     if !plan.has_process {
         return Err(Error::Config(
             "process is not set: there is nothing to start".into(),
@@ -193,18 +231,26 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
 
     // The root, then the mounts in the order the config lists them (a
     // minimal /dev first when the config has none).
+    mount::fuse::writable_top(plan)?;
     let root = mount::bind_root(&plan.rootfs)?;
     if plan.minimal_dev {
-        dev::mount_minimal(&root)?;
+        dev::mount_minimal(
+            &root,
+            terminal.and_then(|t| t.devpts_for(DevptsAt::Minimal)),
+        )?;
     }
     let mut deferred = Deferred::default();
     for (i, m) in plan.mounts.iter().enumerate() {
-        let prepared = args.idmapped.get(i).and_then(Option::as_ref);
+        let prepared = args
+            .idmapped
+            .get(i)
+            .and_then(Option::as_ref)
+            .or_else(|| terminal.and_then(|t| t.devpts_for(DevptsAt::Mount(i))));
         mount::apply(&root, m, prepared, &mut deferred)?;
     }
     dev::populate(&root, &plan.devices, args.in_userns)?;
-    if let Some(console) = &args.console {
-        dev::bind_console(&root, console.as_fd())?;
+    if let Some(t) = terminal {
+        console::bind_console(&root, t, plan.process.uid)?;
     }
     // Sysctls go through the container's own procfs, before read-only
     // paths cover /proc/sys.
@@ -257,8 +303,8 @@ fn start_path(plan: &Plan, args: &InitArgs, conn: &OwnedFd) -> Result<Infallible
     }
 
     // The process: its terminal, limits, identity, directory.
-    if let Some(console) = &args.console {
-        process::attach_terminal(console, plan.process.console_size)?;
+    if let Some(t) = terminal {
+        process::attach_terminal(&t.slave, plan.process.console_size)?;
     }
     if let Some(persona) = plan.personality {
         sys::set_personality(persona).map_err(|e| Error::call("set personality", e))?;

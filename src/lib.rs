@@ -5,7 +5,7 @@
 //! `create` turns `config.json` into a validated [`spec::Plan`], claims the
 //! id in the state directory and clones the container process into its
 //! new user, pid and mount namespaces (and network, uts, ipc ones, and its
-//! cgroup v2 when the config asks for one); that process makes its cgroup
+//! cgroups when the config asks for them); that process makes its cgroup
 //! namespace and waits. `start` releases it: it makes the mounts,
 //! `pivot_root`s, sets up the process and `execve`s the program,
 //! which keeps the pid `create` reported. `state`, `kill` and `delete` work
@@ -13,8 +13,10 @@
 //!
 //! # What it is not
 //! - Not a cgroup manager beyond its own containers: `linux.resources`
-//!   are written to a cgroup v2 the caller may make (a delegated
-//!   subtree); cgroup v1 and systemd are not managed.
+//!   are written to the cgroups the caller may make (cgroup v1 and v2
+//!   as root, a delegated cgroup v2 subtree otherwise), or, with
+//!   `--systemd-cgroup`, to a transient scope systemd makes (asked for
+//!   over D-Bus by hutch itself, `src/dbus/`).
 //! - Not a security policy: it applies what the config asks, never more
 //!   privilege than its caller has. See SECURITY.md.
 //! - Not a daemon: nothing of hutch runs between operations, but for root
@@ -36,8 +38,11 @@
 #![deny(unsafe_code)]
 
 pub mod cgroup;
+pub mod chrunoci;
 pub mod cli;
 pub mod container;
+pub mod control;
+pub mod dbus;
 pub mod error;
 pub mod exe;
 pub mod exec;
@@ -46,6 +51,7 @@ pub mod feature_table;
 pub mod features;
 pub mod hooks;
 pub mod init;
+pub mod input;
 pub mod log;
 pub mod mount;
 pub mod netlink;
@@ -56,6 +62,7 @@ pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod specgen;
+pub mod squashfs;
 pub mod state;
 pub mod sync;
 pub mod sys;

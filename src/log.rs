@@ -22,10 +22,16 @@ pub struct Logging {
     pub to_file: bool,
 }
 
-/// Set up logging. A `--log` file that cannot be opened falls back to
-/// stderr with a warning; logging never makes an operation fail.
-pub fn init(file: Option<&Path>, format: LogFormat, debug: bool) -> Logging {
-    let level = if debug { Level::DEBUG } else { Level::WARN };
+/// Set up logging: warnings and errors at `verbosity` 0, also the chatter
+/// (info) at 1 (ch-run-oci's `-v`), everything from 2 (`--debug`). A
+/// `--log` file that cannot be opened falls back to stderr with a
+/// warning; logging never makes an operation fail.
+pub fn init(file: Option<&Path>, format: LogFormat, verbosity: u8) -> Logging {
+    let level = match verbosity {
+        0 => Level::WARN,
+        1 => Level::INFO,
+        _ => Level::DEBUG,
+    };
     let opened = file.map(|p| {
         (
             p,

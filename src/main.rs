@@ -5,22 +5,63 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
+use hutch::chrunoci::{self, Front};
 use hutch::cli::{Cli, Command, CreateArgs, Shell};
 use hutch::container::{self, CreateOptions, Globals};
+use hutch::control;
 use hutch::error::{Error, Result};
 use hutch::spec::Host;
 
 fn main() -> ExitCode {
     let version = version();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called_as = args.clone();
+    // Installed or linked as ch-run-oci: its command line (chrunoci.rs).
+    let (mut verbosity, mut hang) = (0, None);
+    if args.first().is_some_and(|a| chrunoci::called_as(a)) {
+        match chrunoci::translate(
+            &args[1..],
+            std::env::var_os("CH_LOG_FILE"),
+            std::env::var_os("CH_RUN_OCI_HANG"),
+        ) {
+            Front::Usage => {
+                eprint!("{}", chrunoci::USAGE);
+                return ExitCode::from(1);
+            }
+            Front::Version => {
+                println!("ch-run-oci: hutch {version}");
+                return ExitCode::SUCCESS;
+            }
+            Front::Run {
+                args: translated,
+                verbosity: v,
+                log_file,
+                hang: h,
+            } => {
+                args = translated;
+                if let Some(f) = log_file.filter(|_| !args.iter().any(|a| a == "--log")) {
+                    args.splice(1..1, [std::ffi::OsString::from("--log"), f]);
+                }
+                (verbosity, hang) = (v, h);
+            }
+        }
+    }
     let matches = Cli::command()
         .version(version.clone())
         .long_version(version)
-        .get_matches();
+        .get_matches_from(&args);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let logging = hutch::log::init(cli.log.as_deref(), cli.log_format, cli.debug);
+    if cli.debug {
+        verbosity = verbosity.max(2);
+    }
+    let logging = hutch::log::init(cli.log.as_deref(), cli.log_format, verbosity);
+    tracing::info!("called as {called_as:?}");
+    if let Some(op) = hang {
+        chrunoci::hang(&op);
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -59,6 +100,7 @@ fn run(cli: Cli) -> Result<u8> {
         host,
         // podman's --cgroups=disabled: no cgroup, whatever the config says.
         cgroups_disabled: cli.cgroup_manager.as_deref() == Some("disabled"),
+        systemd_cgroup: cli.systemd_cgroup || cli.cgroup_manager.as_deref() == Some("systemd"),
     };
     match cli.command {
         Command::Create(args) => {
@@ -127,7 +169,22 @@ fn run(cli: Cli) -> Result<u8> {
             let code = hutch::exec::exec(&g, &id, &opts)?;
             return Ok(u8::try_from(code).unwrap_or(255));
         }
-        Command::Ps { format, id } => ps(&g, &id, &format)?,
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(&g, &id, &format, &ps_args)?,
+        Command::Pause { id } => control::pause(&g, &id)?,
+        Command::Resume { id } => control::resume(&g, &id)?,
+        Command::Update(args) => {
+            let resources = control::update_resources(&args)?;
+            control::update(&g, &args.id, &resources)?;
+        }
+        Command::Events {
+            interval,
+            stats,
+            id,
+        } => control::events(&g, &id, control::parse_duration(&interval)?, stats)?,
         Command::Man => print!("{}", include_str!(concat!(env!("OUT_DIR"), "/hutch.1"))),
         Command::Completion { shell } => print!(
             "{}",
@@ -145,26 +202,14 @@ fn run(cli: Cli) -> Result<u8> {
     Ok(0)
 }
 
-fn ps(g: &Globals, id: &str, format: &str) -> Result<()> {
-    let pids = container::processes(g, id)?;
+fn ps(g: &Globals, id: &str, format: &str, args: &[String]) -> Result<()> {
+    let pids = control::processes(g, id)?;
     match format {
         "json" => println!(
             "{}",
             serde_json::json!(pids.iter().map(|p| p.as_raw()).collect::<Vec<_>>())
         ),
-        "table" => {
-            println!("{:>8} CMD", "PID");
-            for p in pids {
-                let cmd =
-                    std::fs::read(format!("/proc/{}/cmdline", p.as_raw())).unwrap_or_default();
-                let cmd: Vec<String> = cmd
-                    .split(|&b| b == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
-                println!("{:>8} {}", p.as_raw(), cmd.join(" "));
-            }
-        }
+        "table" => print!("{}", control::ps_table(&pids, args)?),
         other => {
             return Err(Error::Usage(format!(
                 "unknown ps format `{other}` (table or json)"
@@ -198,6 +243,7 @@ fn create_options(a: CreateArgs) -> (String, CreateOptions) {
         console_socket: a.console_socket,
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds,
+        no_new_keyring: a.no_new_keyring,
         die_with_parent: false,
     };
     (a.id, opts)

@@ -7,6 +7,7 @@ use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use caps::{CapSet, Capability};
@@ -91,8 +92,10 @@ pub fn set_oom_score_adj(value: i32) -> Result<()> {
 /// Open a file under `/proc` for writing, refusing anything that is not on
 /// a procfs (a `/proc` the image replaced, or a bind mount over it).
 pub fn open_procfs_file(path: &Path) -> Result<std::fs::File> {
+    // Non-blocking: a FIFO in an image's /proc must not hang the start.
     let f = std::fs::OpenOptions::new()
         .write(true)
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| Error::io("open", path, e))?;
     let st = nix::sys::statfs::fstatfs(&f).map_err(|e| Error::sys("statfs", path, e))?;
@@ -116,7 +119,9 @@ pub fn environment(p: &ProcessPlan) -> Vec<CString> {
 }
 
 fn home_of(uid: u32) -> Option<String> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    // The image's: it may be anything, and must not hang the start.
+    let text = crate::input::read(Path::new("/etc/passwd"), crate::input::Follow::Yes).ok()?;
+    let text = String::from_utf8_lossy(&text);
     text.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
         (f.len() >= 6 && f[2].parse() == Ok(uid) && !f[5].is_empty()).then(|| f[5].to_string())

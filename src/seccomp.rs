@@ -297,7 +297,7 @@ pub fn compile(p: &SeccompPlan, cache_root: &Path) -> Result<Compiled> {
     let file = dir.as_ref().map(|d| d.join(format!("{key:016x}.bpf")));
     if let Some(program) = file
         .as_ref()
-        .and_then(|f| std::fs::read(f).ok())
+        .and_then(|f| crate::input::read(f, crate::input::Follow::No).ok())
         .filter(|b| !b.is_empty() && b.len() % 8 == 0)
     {
         return Ok(Compiled { program, flags });

@@ -25,6 +25,9 @@ pub enum Msg {
     Go,
     /// container → start: this connection is the one that starts it.
     Accepted,
+    /// container → create: the `/dev/fuse` fd of a SquashFS root comes
+    /// with this message (see [`recv_with_fd`]).
+    Fd,
     /// container → hutch: a step failed; the text says which.
     Error(String),
 }
@@ -37,6 +40,7 @@ impl Msg {
             Msg::Recorded => vec![b'C'],
             Msg::Go => vec![b'G'],
             Msg::Accepted => vec![b'A'],
+            Msg::Fd => vec![b'F'],
             Msg::Error(text) => {
                 let mut v = vec![b'E'];
                 v.extend_from_slice(text.as_bytes());
@@ -53,6 +57,7 @@ impl Msg {
             b'C' => Msg::Recorded,
             b'G' => Msg::Go,
             b'A' => Msg::Accepted,
+            b'F' => Msg::Fd,
             b'E' => Msg::Error(String::from_utf8_lossy(rest).into_owned()),
             _ => return None,
         })
@@ -79,6 +84,37 @@ pub fn send(fd: BorrowedFd<'_>, msg: &Msg) -> nix::Result<()> {
         match socket::send(fd.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
             Ok(_) => return Ok(()),
             Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Send one message with `fd` attached (`SCM_RIGHTS`): the container
+/// process hands `create` the pty master of its terminal with `Ready`.
+pub fn send_with_fd(sock: BorrowedFd<'_>, msg: &Msg, fd: BorrowedFd<'_>) -> nix::Result<()> {
+    let bytes = msg.encode();
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(&bytes)];
+    loop {
+        match socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Receive one message and the fd attached to it, if any; `Ok(None)` at
+/// EOF. Received fds are close-on-exec.
+pub fn recv_with_fd(fd: BorrowedFd<'_>) -> nix::Result<Option<(Msg, Option<OwnedFd>)>> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match crate::sys::recv_with_fd(fd, &mut buf) {
+            Ok((0, _)) => return Ok(None),
+            Ok((n, received)) => return Ok(Msg::decode(&buf[..n]).map(|m| (m, received))),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECONNRESET) => return Ok(None),
             Err(e) => return Err(e),
         }
     }

@@ -199,6 +199,65 @@ pub fn open_tree_clone(path: &CStr, recursive: bool) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `fsopen(fstype, FSOPEN_CLOEXEC)`, the `fsconfig` calls that set each of
+/// `options` (`key=value` or a flag `key`) and create the superblock, then
+/// `fsmount(fd, FSMOUNT_CLOEXEC, attrs)`: a new, detached instance of the
+/// file system `fstype` with the mount attributes `attrs` (`attr::*`), to
+/// be attached with [`move_mount_to_fd`]. On error, the step that failed.
+pub fn new_fs_mount(
+    fstype: &CStr,
+    options: &[(&CStr, Option<&CStr>)],
+    attrs: u64,
+) -> std::result::Result<OwnedFd, (&'static str, Errno)> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: `fstype` is NUL-terminated and outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    let fs = Errno::result(ret).map_err(|e| ("fsopen", e))? as RawFd;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs) };
+    let config = |cmd: libc::c_uint, key: Option<&CStr>, value: Option<&CStr>| {
+        let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+        // SAFETY: key and value are NUL-terminated strings that outlive the
+        // call, or NULL where the command takes none; aux is 0.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                cmd,
+                ptr(key),
+                ptr(value),
+                0 as libc::c_int,
+            )
+        };
+        Errno::result(ret).map(drop)
+    };
+    for (key, value) in options {
+        let cmd = if value.is_some() {
+            FSCONFIG_SET_STRING
+        } else {
+            FSCONFIG_SET_FLAG
+        };
+        config(cmd, Some(key), *value).map_err(|e| ("fsconfig", e))?;
+    }
+    config(FSCONFIG_CMD_CREATE, None, None).map_err(|e| ("fsconfig create", e))?;
+    // SAFETY: plain integer arguments on an fd we own.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    };
+    let fd = Errno::result(ret).map_err(|e| ("fsmount", e))? as RawFd;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `move_mount(from, "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`:
 /// attach the detached mount `from` on top of the file or directory `to`
 /// refers to. Mounting onto an fd means no path is resolved a second time.
@@ -306,6 +365,77 @@ pub fn open_pty() -> nix::Result<(OwnedFd, std::path::PathBuf)> {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )?;
     Ok((fd, path))
+}
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`: make the calling process's
+/// session keyring the one called `name` of its user, made when there is
+/// none (or none it may search). Returns the keyring's serial number.
+pub fn join_session_keyring(name: &CStr) -> nix::Result<i32> {
+    /// From `linux/keyctl.h` (the libc crate keeps it private).
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call; the
+    // kernel only reads it. The unused arguments are zero.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            name.as_ptr(),
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    Errno::result(ret).map(|serial| serial as i32)
+}
+
+/// `recvmsg(sock, buf, MSG_CMSG_CLOEXEC)` with room for one `SCM_RIGHTS`
+/// fd: the bytes received and the fd, if one came (any more are closed).
+pub fn recv_with_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut received = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for raw in fds {
+                // SAFETY: the kernel just installed this fd in this process
+                // for us; nothing else owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                received.get_or_insert(owned);
+            }
+        }
+    }
+    Ok((msg.bytes, received))
+}
+
+/// `openat(devpts, "ptmx")`, `ioctl(TIOCSPTLCK, 0)` and
+/// `ioctl(TIOCGPTPEER)`: a new pty of the devpts instance `devpts` (its
+/// root directory, or a detached mount of it), as (master, slave). The
+/// slave is opened through the master, without a path.
+pub fn open_pty_in(devpts: BorrowedFd<'_>) -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::OFlag;
+    let master = nix::fcntl::openat(
+        devpts,
+        "ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which is valid.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) };
+    Errno::result(ret)?;
+    let flags = (libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) as libc::c_ulong;
+    // SAFETY: TIOCGPTPEER takes the open flags by value and returns a new fd.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    let slave = Errno::result(ret)?;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
 }
 
 /// `ioctl(SIOCGIFFLAGS)` then `ioctl(SIOCSIFFLAGS)` on `lo`: bring the
@@ -608,5 +738,191 @@ pub fn set_mempolicy(mode: libc::c_int, nodemask: &[libc::c_ulong]) -> nix::Resu
     // SAFETY: `ptr` is NULL or points at `nodemask`, alive across the call,
     // whose length in bits is maxnode - 1.
     let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    Errno::result(ret).map(drop)
+}
+
+/// `bpf(BPF_PROG_LOAD)` of a `BPF_PROG_TYPE_CGROUP_DEVICE` program, each
+/// instruction as its 8 bytes (`struct bpf_insn`). The verifier's log goes
+/// to `log` (empty on success).
+pub fn bpf_load_device_program(insns: &[[u8; 8]], log: &mut [u8]) -> nix::Result<OwnedFd> {
+    /// `union bpf_attr` for BPF_PROG_LOAD, up to `expected_attach_type`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct Load {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+        prog_name: [u8; 16],
+        prog_ifindex: u32,
+        expected_attach_type: u32,
+    }
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    let license = b"Apache-2.0\0";
+    let mut name = [0u8; 16];
+    name[..5].copy_from_slice(b"hutch");
+    let attr = Load {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: u32::from(!log.is_empty()),
+        log_size: log.len() as u32,
+        // No log: a null buffer (an empty slice's pointer is not null).
+        log_buf: if log.is_empty() {
+            0
+        } else {
+            log.as_mut_ptr() as u64
+        },
+        prog_name: name,
+        expected_attach_type: BPF_CGROUP_DEVICE,
+        ..Load::default()
+    };
+    // SAFETY: `attr` and what it points to (insns, license, log) outlive
+    // the call; the size passed is the struct's.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const Load,
+            std::mem::size_of::<Load>() as u32,
+        )
+    };
+    // SAFETY: on success bpf(2) returned a new fd that nothing else owns.
+    Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `bpf(BPF_PROG_ATTACH)` of device program `prog` to the cgroup2
+/// directory `cgroup` (`BPF_CGROUP_DEVICE`, `BPF_F_ALLOW_MULTI`).
+pub fn bpf_attach_device_program(prog: BorrowedFd<'_>, cgroup: BorrowedFd<'_>) -> nix::Result<()> {
+    #[repr(C)]
+    struct Attach {
+        target_fd: u32,
+        attach_bpf_fd: u32,
+        attach_type: u32,
+        attach_flags: u32,
+        replace_bpf_fd: u32,
+    }
+    const BPF_PROG_ATTACH: libc::c_long = 8;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    const BPF_F_ALLOW_MULTI: u32 = 2;
+    let attr = Attach {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: `attr` outlives the call; the size passed is the struct's.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const Attach,
+            std::mem::size_of::<Attach>() as u32,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `dup2(old, new)`: make fd `new` (not close-on-exec) a copy of `old`,
+/// for a child about to exec (the server of a SquashFS root). When both
+/// are the same fd, its close-on-exec flag is cleared instead.
+pub fn dup_to(old: RawFd, new: RawFd) -> nix::Result<()> {
+    if old == new {
+        // SAFETY: F_SETFD with an integer argument.
+        return Errno::result(unsafe { libc::fcntl(old, libc::F_SETFD, 0) }).map(drop);
+    }
+    // SAFETY: plain integer arguments; `new` is replaced, which the caller
+    // (a child about to exec) intends.
+    Errno::result(unsafe { libc::dup2(old, new) }).map(drop)
+}
+
+/// `fcntl(fd, F_DUPFD_CLOEXEC, min)`: a close-on-exec copy of `fd` numbered
+/// `min` or above (clear of the fds a child is about to `dup_to`).
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> nix::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC with an integer argument.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    let new = Errno::result(ret)?;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// `ioctl(loop_control, LOOP_CTL_GET_FREE)`: the number of a free loop
+/// device (made if need be).
+pub fn loop_get_free(control: BorrowedFd<'_>) -> nix::Result<u32> {
+    const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+    // SAFETY: LOOP_CTL_GET_FREE takes no argument.
+    let ret = unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
+    Errno::result(ret).map(|n| n as u32)
+}
+
+/// `ioctl(loop_dev, LOOP_CONFIGURE, {fd: backing, lo_flags: READ_ONLY |
+/// AUTOCLEAR})`: back the loop device with the file `backing`, read-only,
+/// detached by the kernel when its last user (the mount) goes (Linux 5.8).
+pub fn loop_configure(dev: BorrowedFd<'_>, backing: BorrowedFd<'_>) -> nix::Result<()> {
+    const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+    const LO_FLAGS_READ_ONLY: u32 = 1;
+    const LO_FLAGS_AUTOCLEAR: u32 = 4;
+    /// The kernel's `struct loop_info64`.
+    #[repr(C)]
+    struct LoopInfo64 {
+        device: u64,
+        inode: u64,
+        rdevice: u64,
+        offset: u64,
+        sizelimit: u64,
+        number: u32,
+        encrypt_type: u32,
+        encrypt_key_size: u32,
+        flags: u32,
+        file_name: [u8; 64],
+        crypt_name: [u8; 64],
+        encrypt_key: [u8; 32],
+        init: [u64; 2],
+    }
+    /// The kernel's `struct loop_config`.
+    #[repr(C)]
+    struct LoopConfig {
+        fd: u32,
+        block_size: u32,
+        info: LoopInfo64,
+        reserved: [u64; 8],
+    }
+    let config = LoopConfig {
+        fd: backing.as_raw_fd() as u32,
+        block_size: 0,
+        info: LoopInfo64 {
+            device: 0,
+            inode: 0,
+            rdevice: 0,
+            offset: 0,
+            sizelimit: 0,
+            number: 0,
+            encrypt_type: 0,
+            encrypt_key_size: 0,
+            flags: LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+            file_name: [0; 64],
+            crypt_name: [0; 64],
+            encrypt_key: [0; 32],
+            init: [0; 2],
+        },
+        reserved: [0; 8],
+    };
+    // SAFETY: `config` is a valid loop_config, alive across the call.
+    let ret = unsafe {
+        libc::ioctl(
+            dev.as_raw_fd(),
+            LOOP_CONFIGURE as _,
+            &config as *const LoopConfig,
+        )
+    };
     Errno::result(ret).map(drop)
 }

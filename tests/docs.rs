@@ -29,7 +29,8 @@ fn the_man_page_lists_every_feature_and_command() {
         );
     }
     for cmd in [
-        "create", "start", "state", "kill", "delete", "run", "list", "spec", "features",
+        "create", "start", "state", "kill", "delete", "run", "list", "spec", "features", "ps",
+        "pause", "resume", "update", "events",
     ] {
         assert!(
             page.contains(&format!(".SS {cmd}\n")),

@@ -174,3 +174,19 @@ fn kill_all_reaches_every_process_of_the_container() {
     );
     assert_ok(&b.hutch(&["delete", &b.id]));
 }
+
+#[test]
+fn exec_gives_the_process_its_oom_score_adj_for_every_user() {
+    // Found by integration/differential.sh: a plain user's exec could not
+    // open /proc/self/oom_score_adj once in the container's user namespace.
+    let b = running();
+    let file = b.dir.join("process.json");
+    let mut p = b.config["process"].clone();
+    p["args"] = serde_json::json!(["/bin/cat", "/proc/self/oom_score_adj"]);
+    p["oomScoreAdj"] = serde_json::json!(123);
+    std::fs::write(&file, serde_json::to_vec(&p).unwrap()).unwrap();
+    let out = b.hutch(&["exec", "--process", file.to_str().unwrap(), &b.id]);
+    assert_ok(&out);
+    assert_eq!(text(&out.stdout).trim(), "123");
+    finish(&b);
+}

@@ -121,7 +121,7 @@ fn ignored_fields_are_accepted_with_a_warning() {
     b.edit(|c| {
         c["process"]["apparmorProfile"] = json!("some-profile");
         c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
-        c["linux"]["resources"] = json!({"network": {"classID": 1}, "memory": {"swappiness": 10}});
+        c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
     });
     let out = b.run();
     assert_ok(&out);
@@ -130,8 +130,7 @@ fn ignored_fields_are_accepted_with_a_warning() {
     for key in [
         "process.apparmorProfile",
         "process.selinuxLabel",
-        "linux.resources.network",
-        "linux.resources.memory.swappiness",
+        "linux.mountLabel",
     ] {
         // Once, also where hutch re-executes from a sealed copy (root).
         assert_eq!(

@@ -111,6 +111,65 @@ fn masked_files_are_the_real_null_device() {
 }
 
 #[test]
+fn masks_and_read_only_paths_are_read_only_mounts_as_with_crun() {
+    // The flags of each mount over these paths, from mountinfo: masks are
+    // read-only (through a read-write bind of /dev/null, real root in the
+    // container could change the host's node: its times, its mode), and
+    // read-only paths keep the flags of the mount they cover.
+    let b = Bundle::new(&[
+        "/bin/sh",
+        "-c",
+        "touch -c /proc/timer_list 2>/dev/null && echo wrote; \
+         awk '$5 ~ /^\\/(proc\\/(keys|timer_list|acpi|sys)|sys\\/firmware)$/ { print $5, $6 }' /proc/self/mountinfo",
+    ]);
+    let out = b.run();
+    assert_ok(&out);
+    let got = text(&out.stdout);
+    assert!(!got.contains("wrote"), "{got}");
+    let mut lines: Vec<&str> = got.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "/proc/acpi ro,relatime",
+            "/proc/keys ro,relatime",
+            "/proc/sys ro,relatime",
+            "/proc/timer_list ro,relatime",
+            "/sys/firmware ro,relatime",
+        ],
+        "{got}"
+    );
+}
+
+#[test]
+fn devices_are_nosuid_noexec_and_dev_core_links_to_kcore() {
+    let b = Bundle::new(&[
+        "/bin/sh",
+        "-c",
+        "readlink /dev/core; awk '$5 == \"/dev/null\" || $5 == \"/dev/tty\" { print $5, $6 }' /proc/self/mountinfo",
+    ]);
+    let out = b.run();
+    assert_ok(&out);
+    let got = text(&out.stdout);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0], "/proc/kcore", "{got}");
+    // Real root makes the nodes on /dev's tmpfs (nosuid, and no program
+    // there); in a user namespace they are binds of the host's nodes.
+    if who() == Who::Root {
+        assert_eq!(lines.len(), 1, "{got}");
+    } else {
+        for l in &lines[1..] {
+            let flags: Vec<&str> = l.split_whitespace().nth(1).unwrap().split(',').collect();
+            assert!(
+                flags.contains(&"nosuid") && flags.contains(&"noexec"),
+                "{got}"
+            );
+        }
+        assert_eq!(lines.len(), 3, "{got}");
+    }
+}
+
+#[test]
 fn the_pid_file_never_follows_a_symlink() {
     become_subreaper();
     let b = Bundle::new(&["/bin/true"]);
@@ -322,4 +381,57 @@ fn a_destination_swapped_for_a_symlink_during_setup_stays_inside() {
     // time; the other runs failed cleanly.
     assert!(ran > 0, "no run succeeded");
     std::fs::remove_dir_all(&outside).unwrap();
+}
+
+#[test]
+fn a_cgroup_mount_shows_only_the_containers_own_cgroups() {
+    // Without a cgroup namespace a plain user's container cannot mount a
+    // new cgroup2; hutch then bound the host's whole /sys/fs/cgroup (every
+    // other user's and job's cgroups). Now, as runc and crun, it binds
+    // the process's own cgroups only: each cgroup mount's root is the
+    // process's cgroup in that hierarchy.
+    let mut b = Bundle::new(&[
+        "/bin/sh",
+        "-c",
+        "cat /proc/self/cgroup; echo --; \
+         awk '$5 ~ /^\\/sys\\/fs\\/cgroup/ { for (i = 7; $i != \"-\"; i++); print $(i + 1), $4, $5 }' /proc/self/mountinfo",
+    ]);
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        // No /sys bind: its submounts would be the host's hierarchies.
+        mounts.retain(|m| m["destination"] != "/sys");
+        mounts.push(json!({
+            "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
+        }));
+    });
+    let out = b.run();
+    assert_ok(&out);
+    let got = text(&out.stdout);
+    let (own, mounts) = got.split_once("--\n").unwrap();
+    // controllers (`memory`, `cpu,cpuacct`, `systemd`; "" for v2) -> path
+    let own: std::collections::HashMap<String, String> = own
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':').skip(1);
+            let (c, p) = (f.next()?, f.next()?);
+            Some((c.trim_start_matches("name=").to_string(), p.to_string()))
+        })
+        .collect();
+    let cgroup_mounts: Vec<Vec<&str>> = mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f[0] == "cgroup" || f[0] == "cgroup2")
+        .collect();
+    assert!(!cgroup_mounts.is_empty(), "{got}");
+    // Root too: a new mount where the process is at the root of a
+    // hierarchy, else a bind of its cgroup there (each hierarchy on a v1
+    // or hybrid host, as crun mounts them as root).
+    for f in &cgroup_mounts {
+        let key = match f[0] {
+            "cgroup2" => "",
+            _ => f[2].rsplit('/').next().unwrap(),
+        };
+        assert_eq!(Some(&f[1].to_string()), own.get(key), "{f:?}: {got}");
+    }
 }

@@ -342,13 +342,15 @@ fn list_shows_containers_and_their_status() {
 
 #[test]
 fn flags_after_the_id_and_runc_globals_are_accepted() {
-    // Slurm writes `create ID -b BUNDLE`; callers pass runc's globals.
+    // Slurm writes `create ID -b BUNDLE`; callers pass runc's globals
+    // (`--systemd-cgroup` asks for systemd, which tests/systemd.rs tests).
     let b = Bundle::new(&["/bin/sh", "-c", "exit 5"]);
     let dir = b.dir.to_str().unwrap().to_string();
     let out = b
         .cmd(&[
             "--rootless=true",
-            "--systemd-cgroup",
+            "--cgroup-manager",
+            "cgroupfs",
             "--log-format",
             "json",
             "run",

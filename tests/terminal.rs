@@ -39,14 +39,11 @@ fn own(fd: std::os::fd::RawFd) -> OwnedFd {
     unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
 }
 
-#[test]
-fn a_terminal_container_gets_a_pty_through_the_console_socket() {
+/// Run `b` with a terminal as buildah does (create with a console socket
+/// accepted only after create returned, start, read the master until the
+/// program exits): what the program wrote to its terminal.
+fn run_with_terminal(b: &mut Bundle) -> String {
     become_subreaper();
-    let mut b = Bundle::new(&[
-        "/bin/sh",
-        "-c",
-        "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; stty size; tty",
-    ]);
     b.edit(|c| {
         c["process"]["terminal"] = serde_json::json!(true);
         c["process"]["consoleSize"] = serde_json::json!({"height": 33, "width": 101});
@@ -55,7 +52,6 @@ fn a_terminal_container_gets_a_pty_through_the_console_socket() {
     let listener = UnixListener::bind(&sock).unwrap();
     let dir = b.dir.to_str().unwrap().to_string();
     let pid_file = format!("{dir}/pid");
-    // As buildah does: accept only after create returned.
     // The waiting container holds create's stdio until start: not pipes.
     let status = b
         .cmd(&[
@@ -81,10 +77,61 @@ fn a_terminal_container_gets_a_pty_through_the_console_socket() {
     // Reading a pty master ends with EIO once the slave side is closed.
     let _ = std::fs::File::from(master.try_clone().unwrap()).read_to_end(&mut output);
     assert_eq!(wait_exit(b.pid()), 0);
-    let got = text(&output).replace('\r', "");
-    assert_eq!(got, "is-a-tty\n33 101\n/dev/console\n");
     drop(master);
     assert_ok(&b.hutch(&["delete", &b.id]));
+    text(&output).replace('\r', "")
+}
+
+/// What the program checks of its terminal: stdio is a tty, its size, its
+/// name (`/dev/pts/0` of the container's own devpts, as with runc and
+/// crun), that `/dev/console` is the same pty, and that the pty belongs to
+/// the process's user.
+const CHECK_TTY: &str = "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; stty size; tty; \
+    [ \"$(stat -c %t:%T /dev/console)\" = \"$(stat -c %t:%T $(tty))\" ] && echo console-is-it; \
+    [ \"$(stat -c %u $(tty))\" = \"$(id -u)\" ] && echo owned";
+
+const EXPECTED: &str = "is-a-tty\n33 101\n/dev/pts/0\nconsole-is-it\nowned\n";
+
+#[test]
+fn a_terminal_container_gets_a_pty_of_its_own_devpts() {
+    let mut b = Bundle::new(&["/bin/sh", "-c", CHECK_TTY]);
+    assert_eq!(run_with_terminal(&mut b), EXPECTED);
+}
+
+#[test]
+fn a_terminal_in_the_minimal_dev_is_of_its_devpts_too() {
+    let mut b = Bundle::new(&["/bin/sh", "-c", CHECK_TTY]);
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+    });
+    assert_eq!(run_with_terminal(&mut b), EXPECTED);
+}
+
+#[test]
+fn a_terminal_belongs_to_a_user_other_than_root() {
+    let mut b = Bundle::new(&["/bin/sh", "-c", CHECK_TTY]);
+    if who() == Who::Root {
+        // A user namespace whose root is not the host's: the pty is made
+        // as its root, and given to the process's user 1000.
+        b.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            let map = serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+            c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        });
+        let root = b.rootfs();
+        std::process::Command::new("chown")
+            .args(["-R", "200000:200000"])
+            .arg(&root)
+            .status()
+            .unwrap();
+    }
+    assert_eq!(run_with_terminal(&mut b), EXPECTED);
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! The container's `/dev`: a minimal one when the config mounts none, the
 //! default devices the runtime spec requires, the config's `linux.devices`,
-//! the standard links, and `/dev/console` for a terminal.
+//! and the standard links (`/dev/console` is `console.rs`'s).
 //!
 //! Inside a user namespace device nodes cannot be made, so devices are bind
 //! mounts of the host's nodes; as real root they are made with `mknod`.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -30,7 +30,7 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
 
 /// Mount a tmpfs on `/dev` with `pts` (a new devpts instance) and `shm`,
 /// for configs that mount nothing there.
-pub fn mount_minimal(root: &Root) -> Result<()> {
+pub fn mount_minimal(root: &Root, devpts: Option<&OwnedFd>) -> Result<()> {
     let dev = root.ensure(Path::new("/dev"), Kind::Dir)?;
     nix::mount::mount(
         Some("tmpfs"),
@@ -41,14 +41,18 @@ pub fn mount_minimal(root: &Root) -> Result<()> {
     )
     .map_err(|e| Error::sys("mount tmpfs on", root.display(Path::new("/dev")), e))?;
     let pts = root.ensure(Path::new("/dev/pts"), Kind::Dir)?;
-    // A devpts the kernel refuses (an old kernel in a user namespace) only
-    // costs the container its ptys; nothing else depends on it.
-    if let Err(e) = nix::mount::mount(
+    // The terminal's, when it has one; else a new one. A devpts the kernel
+    // refuses (an old kernel in a user namespace) only costs the container
+    // its ptys; nothing else depends on it.
+    if let Some(devpts) = devpts {
+        sys::move_mount_to_fd(devpts.as_fd(), pts.as_fd())
+            .map_err(|e| Error::sys("attach devpts on", root.display(Path::new("/dev/pts")), e))?;
+    } else if let Err(e) = nix::mount::mount(
         Some("devpts"),
         &proc_fd(pts.as_fd()),
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
+        Some(super::console::MINIMAL_DEVPTS),
     ) {
         tracing::warn!("cannot mount devpts on /dev/pts: {}", e.desc());
     }
@@ -84,7 +88,8 @@ fn make_dir(dev: BorrowedFd<'_>, name: &str, mode: u32, root: &Root) -> Result<(
 }
 
 /// Provide the config's devices, then the default ones the config did not
-/// name, then the links (`/dev/fd`, `/dev/stdin`, …, `/dev/ptmx`).
+/// name, then the links (`/dev/fd`, `/dev/stdin`, …, `/dev/ptmx`,
+/// `/dev/core`).
 pub fn populate(root: &Root, devices: &[DevicePlan], in_userns: bool) -> Result<()> {
     for d in devices {
         provide(root, d, in_userns)?;
@@ -114,6 +119,7 @@ pub fn populate(root: &Root, devices: &[DevicePlan], in_userns: bool) -> Result<
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
         ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
     ] {
         match nix::unistd::symlinkat(target, &dev, name) {
             Ok(()) | Err(Errno::EEXIST) => {}
@@ -164,6 +170,16 @@ fn provide(root: &Root, d: &DevicePlan, in_userns: bool) -> Result<()> {
                 Errno::ENODEV,
             ));
         }
+        // No set-uid program and no program at all runs from a device
+        // node (as crun binds them).
+        sys::mount_setattr(
+            tree.as_fd(),
+            false,
+            sys::attr::NOSUID | sys::attr::NOEXEC,
+            0,
+            0,
+        )
+        .map_err(|e| Error::sys("make nosuid,noexec", &shown, e))?;
         sys::move_mount_to_fd(tree.as_fd(), target.as_fd())
             .map_err(|e| Error::sys("bind device onto", &shown, e))?;
         return Ok(());
@@ -198,36 +214,4 @@ fn provide(root: &Root, d: &DevicePlan, in_userns: bool) -> Result<()> {
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .map_err(|e| Error::sys("chown device", &shown, e))
-}
-
-/// Bind the terminal `slave` onto `/dev/console`.
-///
-/// `create` opened the pty in the mount namespace this process has since
-/// left, and the kernel clones only mounts of the current namespace (the
-/// fd itself gives EINVAL). So the slave is cloned by its path, which names
-/// the copy of its mount in this namespace, and checked to be the same file.
-pub fn bind_console(root: &Root, slave: BorrowedFd<'_>) -> Result<()> {
-    let target = root.ensure(Path::new("/dev/console"), Kind::File)?;
-    let path = super::resolve::fd_path(slave)
-        .map_err(|e| Error::sys("find the pty of", proc_fd(slave), e))?;
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::sys("bind console", &path, Errno::EINVAL))?;
-    let tree =
-        sys::open_tree_clone(&c, false).map_err(|e| Error::sys("bind console from", &path, e))?;
-    let want = nix::sys::stat::fstat(slave).map_err(|e| Error::sys("stat pty", &path, e))?;
-    let got = nix::sys::stat::fstat(&tree).map_err(|e| Error::sys("stat pty", &path, e))?;
-    if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) {
-        return Err(Error::sys(
-            "bind console from (not the container's pty)",
-            &path,
-            Errno::ENODEV,
-        ));
-    }
-    sys::move_mount_to_fd(tree.as_fd(), target.as_fd()).map_err(|e| {
-        Error::sys(
-            "bind console onto",
-            root.display(Path::new("/dev/console")),
-            e,
-        )
-    })
 }

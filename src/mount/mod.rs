@@ -7,7 +7,10 @@
 //! trips over the flags the kernel locks in a user namespace. Read-only
 //! flags are applied last ([`Deferred`]), after every mount point exists.
 
+pub mod cgroup;
+pub mod console;
 pub mod dev;
+pub mod fuse;
 pub mod idmap;
 pub mod resolve;
 
@@ -70,7 +73,8 @@ pub fn bind_root(rootfs: &Path) -> Result<Root> {
 
 /// Mount one entry of `mounts`. Returns nothing; read-only flags go to
 /// `deferred`. `prepared` is the detached tree `create` made for an
-/// idmapped bind mount (see `idmap.rs`).
+/// idmapped bind mount (see `idmap.rs`), or the devpts of the terminal
+/// (see `console.rs`).
 pub fn apply(
     root: &Root,
     m: &MountPlan,
@@ -103,7 +107,11 @@ pub fn apply(
         MountKind::Proc => bound_tree = fs_or_rbind(root, m, "proc", "/proc")?,
         MountKind::Sysfs => bound_tree = fs_or_rbind(root, m, "sysfs", "/sys")?,
         MountKind::Mqueue => bound_tree = fs_or_rbind(root, m, "mqueue", "/dev/mqueue")?,
-        MountKind::Cgroup => bound_tree = fs_or_rbind(root, m, "cgroup2", "/sys/fs/cgroup")?,
+        MountKind::Cgroup => {
+            cgroup::mount(root, m)?;
+            // `ro` covers each hierarchy mounted under a v1 host's tmpfs.
+            bound_tree = true;
+        }
         MountKind::Tmpfs => {
             let target = root.ensure(dest, Kind::Dir)?;
             let old = m
@@ -112,13 +120,20 @@ pub fn apply(
                 .transpose()
                 .map_err(|e| Error::sys("open for tmpcopyup", root.display(dest), e))?;
             mount_fs(&target, &m.fs_source, "tmpfs", m.flags, &m.data)
-                .map_err(|e| Error::sys("mount tmpfs on", root.display(dest), e))?;
+                .map_err(|e| fs_error("tmpfs", root, dest, &m.data, e))?;
             if let Some(old) = old {
                 let new = root
                     .open_in(dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
                     .map_err(|e| Error::sys("open for tmpcopyup", root.display(dest), e))?;
                 copy_tree(old.as_fd(), new.as_fd())
                     .map_err(|e| Error::sys("tmpcopyup into", root.display(dest), e))?;
+            }
+        }
+        // The terminal's devpts, made at create (see `console.rs`).
+        MountKind::Devpts if prepared.is_some() => {
+            let target = root.ensure(dest, Kind::Dir)?;
+            if let Some(devpts) = prepared {
+                attach(devpts, &target, root, dest)?;
             }
         }
         MountKind::Devpts => {
@@ -136,12 +151,12 @@ pub fn apply(
                 }
                 other => other,
             }
-            .map_err(|e| Error::sys("mount devpts on", root.display(dest), e))?;
+            .map_err(|e| fs_error("devpts", root, dest, &m.data, e))?;
         }
         MountKind::Other { fstype, source } => {
             let target = root.ensure(dest, Kind::Dir)?;
             mount_fs(&target, source, fstype, m.flags, &m.data)
-                .map_err(|e| Error::sys("mount filesystem on", root.display(dest), e))?;
+                .map_err(|e| fs_error(fstype, root, dest, &m.data, e))?;
         }
     }
     finish_mount(root, m, deferred, bound_tree)
@@ -190,12 +205,14 @@ fn finish_mount(
 /// A new filesystem of `fstype`, or, where the kernel refuses one (a user
 /// namespace that does not own the pid/network/ipc namespace), an rbind of
 /// the host's `host_path`. Returns true when it bound the host's tree.
+/// Not when the config gives filesystem options: the host's tree would not
+/// have them. Nor for EINVAL: that is the options' fault.
 fn fs_or_rbind(root: &Root, m: &MountPlan, fstype: &str, host_path: &str) -> Result<bool> {
     let dest = &m.destination;
     let target = root.ensure(dest, Kind::Dir)?;
     match mount_fs(&target, &m.fs_source, fstype, m.flags, &m.data) {
         Ok(()) => Ok(false),
-        Err(Errno::EPERM | Errno::EACCES | Errno::EBUSY | Errno::EINVAL | Errno::ENODEV) => {
+        Err(Errno::EPERM | Errno::EACCES | Errno::EBUSY | Errno::ENODEV) if m.data.is_empty() => {
             tracing::debug!(
                 "new {fstype} refused on {}; binding the host's {host_path}",
                 dest.display()
@@ -206,16 +223,21 @@ fn fs_or_rbind(root: &Root, m: &MountPlan, fstype: &str, host_path: &str) -> Res
                 .map_err(|e| Error::sys("set flags of bind mount", host_path, e))?;
             attach(&tree, &target, root, dest).map(|()| true)
         }
-        Err(e) => Err(Error::sys(fs_step(fstype), root.display(dest), e)),
+        Err(e) => Err(fs_error(fstype, root, dest, &m.data, e)),
     }
 }
 
-fn fs_step(fstype: &str) -> &'static str {
-    match fstype {
-        "proc" => "mount proc on",
-        "sysfs" => "mount sysfs on",
-        "mqueue" => "mount mqueue on",
-        _ => "mount cgroup2 on",
+/// The error of a new filesystem's mount, naming its options when it had
+/// some (the kernel refuses a bad one with EINVAL, without naming it).
+fn fs_error(fstype: &str, root: &Root, dest: &Path, data: &str, e: Errno) -> Error {
+    let at = root.display(dest);
+    if data.is_empty() {
+        Error::call(format!("mount {fstype} on `{}`", at.display()), e)
+    } else {
+        Error::call(
+            format!("mount {fstype} on `{}` with options `{data}`", at.display()),
+            e,
+        )
     }
 }
 
@@ -320,20 +342,27 @@ pub fn mask_paths(root: &Root, paths: &[PathBuf]) -> Result<()> {
         root.check_inside(&fd, p)?;
         let st = nix::sys::stat::fstat(&fd)
             .map_err(|e| Error::sys("stat masked path", root.display(p), e))?;
-        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-            mount_fs(
-                &fd,
-                "tmpfs",
-                "tmpfs",
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                "nr_blocks=1,nr_inodes=1",
+        // Read-only mounts, as runc's and crun's masks are: an empty tmpfs
+        // over a directory, the null device over anything else.
+        let cover = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            sys::new_fs_mount(
+                c"tmpfs",
+                &[
+                    (c"source", Some(c"tmpfs")),
+                    (c"nr_blocks", Some(c"1")),
+                    (c"nr_inodes", Some(c"1")),
+                ],
+                attr::RDONLY,
             )
-            .map_err(|e| Error::sys("mask directory", root.display(p), e))?;
+            .map_err(|(step, e)| Error::sys(step, root.display(p), e))?
         } else {
             let copy = sys::open_tree_clone(c"/dev/null", false)
                 .map_err(|e| Error::sys("bind mount source", "/dev/null", e))?;
-            attach(&copy, &fd, root, p)?;
-        }
+            sys::mount_setattr(copy.as_fd(), false, attr::RDONLY, 0, 0)
+                .map_err(|e| Error::sys("make read-only", "/dev/null", e))?;
+            copy
+        };
+        attach(&cover, &fd, root, p)?;
     }
     Ok(())
 }
@@ -349,14 +378,10 @@ pub fn readonly_paths(root: &Root, paths: &[PathBuf]) -> Result<()> {
         };
         root.check_inside(&fd, p)?;
         let tree = open_tree(&proc_fd(fd.as_fd()), true)?;
-        sys::mount_setattr(
-            tree.as_fd(),
-            true,
-            attr::RDONLY | attr::NOSUID | attr::NODEV,
-            0,
-            0,
-        )
-        .map_err(|e| Error::sys("make read-only", root.display(p), e))?;
+        // Read-only only: the other flags stay those of the mount it
+        // covers, as with runc and crun.
+        sys::mount_setattr(tree.as_fd(), true, attr::RDONLY, 0, 0)
+            .map_err(|e| Error::sys("make read-only", root.display(p), e))?;
         attach(&tree, &fd, root, p)?;
     }
     Ok(())
@@ -439,10 +464,12 @@ fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> nix::Result<()> {
                 copy_tree(src.as_fd(), dst.as_fd())?;
             }
             SFlag::S_IFREG => {
+                // Non-blocking: a FIFO swapped in since the stat opens
+                // at once (and reads nothing) instead of waiting.
                 let src = nix::fcntl::openat(
                     from,
                     name.as_c_str(),
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
                     Mode::empty(),
                 )?;
                 let dst = nix::fcntl::openat(

@@ -7,8 +7,8 @@
 pub mod idmap;
 pub mod netdev;
 
-use std::fs::File;
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -110,6 +110,12 @@ fn others(plan: &Plan) -> [(&NsAction, CloneFlags); 5] {
 /// `setns(open(path), kind)`: the kernel checks that `path` is a namespace
 /// of that kind.
 fn setns(path: &Path, kind: CloneFlags) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::io("open namespace", path, e))?;
+    // Non-blocking: a FIFO named in the config opens at once (and setns
+    // refuses it) instead of waiting for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("open namespace", path, e))?;
     nix::sched::setns(file.as_fd(), kind).map_err(|e| Error::sys("join namespace", path, e))
 }

@@ -37,9 +37,17 @@ pub struct Plan {
     pub oci_version: String,
     /// Absolute bundle directory.
     pub bundle: PathBuf,
-    /// Absolute root directory.
+    /// Absolute root directory (for an image: where `create` mounts it,
+    /// in the state entry).
     pub rootfs: PathBuf,
     pub root_readonly: bool,
+    /// `root.path` names a SquashFS image file: the image (see squashfs.rs).
+    pub root_image: Option<PathBuf>,
+    /// The program that serves it (set by `create`).
+    pub root_server: Option<PathBuf>,
+    /// The image goes through the kernel's squashfs and a loop device
+    /// (real root without a user namespace; set by `create`).
+    pub root_kernel: bool,
     /// Propagation of the container's mounts (`MS_SLAVE|MS_REC` by default).
     pub rootfs_propagation: MsFlags,
     pub mounts: Vec<MountPlan>,
@@ -106,12 +114,16 @@ pub fn load(bundle: &Path, host: Host) -> Result<(Plan, Vec<u8>)> {
     let bundle =
         std::path::absolute(bundle).map_err(|e| Error::io("resolve bundle path", bundle, e))?;
     let config_path = bundle.join("config.json");
-    let text = std::fs::read(&config_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::Config(format!("no config.json in bundle `{}`", bundle.display()))
-        }
-        _ => Error::io("read", &config_path, e),
-    })?;
+    // Followed if it is a symlink (as runc and crun do); it must be a
+    // regular file, read up to input::MAX_INPUT without blocking.
+    let text =
+        crate::input::read(&config_path, crate::input::Follow::Yes).map_err(|e| match e {
+            Error::Sys {
+                errno: nix::errno::Errno::ENOENT,
+                ..
+            } => Error::Config(format!("no config.json in bundle `{}`", bundle.display())),
+            other => other,
+        })?;
     let spec = parse(&text)?;
     Ok((plan(&spec, &bundle, host)?, text))
 }
@@ -142,7 +154,7 @@ fn explain(text: &[u8], e: serde_json::Error) -> String {
 /// order, so the first error a config has is the one reported.
 pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
     check_version(spec.version())?;
-    let (rootfs, root_readonly) = plan_root(spec, bundle)?;
+    let (rootfs, root_readonly, root_image) = plan_root(spec, bundle)?;
 
     // `process` is optional until start: without it the container is
     // made, and start fails.
@@ -195,6 +207,9 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         bundle: bundle.to_path_buf(),
         rootfs,
         root_readonly,
+        root_image,
+        root_server: None,
+        root_kernel: false,
         rootfs_propagation,
         mounts,
         minimal_dev,
@@ -222,8 +237,9 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
 
 /// `root`: the real path of the root directory (mounts are checked
 /// against where the kernel says the root is, and HPC home and scratch
-/// paths are often symlinks), and whether it is read-only.
-fn plan_root(spec: &Spec, bundle: &Path) -> Result<(PathBuf, bool)> {
+/// paths are often symlinks), whether it is read-only, and the image
+/// when it is a SquashFS file (recognised by its content, whatever its name).
+fn plan_root(spec: &Spec, bundle: &Path) -> Result<(PathBuf, bool, Option<PathBuf>)> {
     let root = spec
         .root()
         .as_ref()
@@ -231,11 +247,15 @@ fn plan_root(spec: &Spec, bundle: &Path) -> Result<(PathBuf, bool)> {
     gate("root.path")?;
     let rootfs = bundle.join(root.path());
     let rootfs = std::fs::canonicalize(&rootfs).unwrap_or(rootfs);
-    match std::fs::metadata(&rootfs) {
-        Ok(m) if m.is_dir() => {}
+    let image = match std::fs::metadata(&rootfs) {
+        Ok(m) if m.is_dir() => None,
+        Ok(m) if m.is_file() && crate::squashfs::is_image(&rootfs) => {
+            crate::squashfs::check(&rootfs)?;
+            Some(rootfs.clone())
+        }
         Ok(_) => {
             return Err(Error::Config(format!(
-                "root.path `{}` is not a directory",
+                "root.path `{}` is neither a directory nor a SquashFS image",
                 rootfs.display()
             )))
         }
@@ -245,12 +265,12 @@ fn plan_root(spec: &Spec, bundle: &Path) -> Result<(PathBuf, bool)> {
                 rootfs.display()
             )))
         }
-    }
+    };
     let root_readonly = root.readonly().unwrap_or(false);
     if root_readonly {
         gate("root.readonly")?;
     }
-    Ok((rootfs, root_readonly))
+    Ok((rootfs, root_readonly, image))
 }
 
 /// `hostname` and `domainname`: valid names, in a uts namespace of the

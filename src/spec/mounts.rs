@@ -120,6 +120,7 @@ fn plan_mount(m: &Mount, bundle: &Path, userns: &UserNs, host: Host) -> Result<M
 
     let kind = mount_kind(m, &fstype, &opts, &destination, bundle)?;
     gate(kind_key(&kind))?;
+    check_data(&kind, &opts.data, &destination)?;
     if opts.copy_up && kind != MountKind::Tmpfs {
         return Err(Error::Config(format!(
             "mounts: tmpcopyup on `{}` needs a tmpfs",
@@ -318,6 +319,73 @@ fn mount_kind(
                 .unwrap_or_else(|| other.to_string()),
         },
     })
+}
+
+/// The filesystem options (`data`) each kind of mount hutch makes itself
+/// takes: `None` for the types whose options only the kernel knows (tmpfs,
+/// devpts and any other type get theirs checked by mount(2), and an error
+/// names them). A bind mount takes none: it makes no filesystem.
+fn data_options(kind: &MountKind) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        MountKind::Bind { .. } | MountKind::Sysfs | MountKind::Mqueue => &[],
+        MountKind::Proc => &["hidepid=", "gid=", "subset="],
+        MountKind::Cgroup => &[
+            "nsdelegate",
+            "favordynmods",
+            "memory_localevents",
+            "memory_recursiveprot",
+            "memory_hugetlb_accounting",
+            "pids_localevents",
+        ],
+        MountKind::Tmpfs | MountKind::Devpts | MountKind::Other { .. } => return None,
+    })
+}
+
+/// Every option of a mount is applied or refused: an option that is not a
+/// flag hutch applies nor one the filesystem takes is an error naming it
+/// (the kernel refuses it too; hutch would otherwise bind the host's tree
+/// in place of sysfs or proc without it).
+fn check_data(kind: &MountKind, data: &[&str], destination: &Path) -> Result<()> {
+    let Some(known) = data_options(kind) else {
+        return Ok(());
+    };
+    let takes = |o: &str| {
+        known.iter().any(|k| {
+            if k.ends_with('=') {
+                o.starts_with(k) && o.len() > k.len()
+            } else {
+                o == *k
+            }
+        })
+    };
+    let Some(bad) = data.iter().find(|o| !takes(o)) else {
+        return Ok(());
+    };
+    let what = match kind {
+        MountKind::Bind { .. } => "a bind mount takes no filesystem options".to_string(),
+        MountKind::Sysfs | MountKind::Mqueue => {
+            format!("{} takes no filesystem options", kind_name(kind))
+        }
+        _ => format!("{} takes only {}", kind_name(kind), known.join(" ")),
+    };
+    Err(Error::Config(format!(
+        "mounts: unknown option `{bad}` on `{}` ({what})",
+        destination.display()
+    )))
+}
+
+/// The type a kind of mount makes, for messages.
+fn kind_name(kind: &MountKind) -> &str {
+    match kind {
+        MountKind::Bind { .. } => "bind",
+        MountKind::Proc => "proc",
+        MountKind::Sysfs => "sysfs",
+        MountKind::Tmpfs => "tmpfs",
+        MountKind::Devpts => "devpts",
+        MountKind::Mqueue => "mqueue",
+        MountKind::Cgroup => "cgroup2",
+        MountKind::Other { fstype, .. } => fstype,
+    }
 }
 
 /// The feature-table key of a kind of mount.

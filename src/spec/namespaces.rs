@@ -202,14 +202,13 @@ pub(super) fn plan_userns(
         NsAction::Inherit | NsAction::New => {}
     }
 
+    // No maps: the caller's own ids become root, as with crun (for real
+    // root too: `crun spec --rootless` run as root maps 0 to 0).
     let (uid_map, gid_map) = match (uid_map.is_empty(), gid_map.is_empty()) {
-        (true, true) if host.euid != 0 => (
+        (true, true) => (
             vec![IdRange { inside: 0, outside: host.euid, count: 1 }],
             vec![IdRange { inside: 0, outside: host.egid, count: 1 }],
         ),
-        (true, true) => {
-            return Err(Error::Config("a user namespace needs linux.uidMappings and linux.gidMappings when hutch runs as root".into()))
-        }
         (false, false) => (uid_map, gid_map),
         _ => return Err(Error::Config("linux.uidMappings and linux.gidMappings must be given together".into())),
     };

@@ -7,6 +7,8 @@
 //! skip.
 #![allow(dead_code)]
 
+pub mod cgroup;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -5,15 +5,27 @@
 //! - `ctl`: the socket the waiting container process listens on; it exists
 //!   exactly while the container is `created`.
 //!
-//! The directory itself is the lock: `mkdir` decides which of two callers
-//! racing on one id wins, and `flock` on it tells a `create` in progress
-//! (status `creating`) from one that died half-way.
+//! An entry is made under a private name (`.hutch-new-PID-NANOS`), locked
+//! (`flock` on the directory) and marked as hutch's (`.hutch-entry`), then
+//! renamed to its id without replacing anything: exactly one of two callers
+//! racing on one id wins, and the entry is locked from the moment it is
+//! visible. Its `create` holds the lock until it exits, and writes
+//! `state.json` before that: an entry without a record whose lock is free
+//! belongs to a `create` that died, and is collected (by `list`, `create`,
+//! `delete`, and any operation naming it). An entry is removed by renaming
+//! it away (`.hutch-gone-PID-NANOS`) under its lock, then emptying it, so a
+//! remover that dies leaves nothing under the id; what dead makers and
+//! removers leave under those private names is collected too.
+//!
+//! The state directory may be shared (Slurm's, or `--root=/tmp/`): a
+//! directory without the mark and without a record is not hutch's and is
+//! never touched.
 //!
 //! Status is never stored; it is read from the kernel each time: a pid that
 //! is gone, a zombie, or a pid whose start time differs from the recorded
-//! one (the pid was reused) is `stopped`.
+//! one (the pid was reused) is `stopped`; a live one whose cgroup is frozen
+//! (`pause`) is `paused`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
@@ -22,44 +34,18 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::sys::stat::Mode;
-use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
+use crate::input::{self, Follow};
 use crate::spec::Host;
 
-/// The OCI status of a container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Creating,
-    Created,
-    Running,
-    Stopped,
-}
+mod collect;
+mod pidfile;
+mod record;
 
-impl Status {
-    /// The OCI name of the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Creating => "creating",
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Stopped => "stopped",
-        }
-    }
-    /// `start` needs a created container.
-    pub fn can_start(self) -> bool {
-        self == Status::Created
-    }
-    /// `kill` needs a container whose process exists.
-    pub fn can_kill(self) -> bool {
-        matches!(self, Status::Created | Status::Running)
-    }
-    /// `delete` without `--force` takes only a stopped container, as the
-    /// runtime spec requires (runc and crun also take a created one).
-    pub fn can_delete(self) -> bool {
-        self == Status::Stopped
-    }
-}
+use collect::{private_name, STAGING};
+pub use pidfile::PidFile;
+pub use record::{is_alive, proc_stat, ProcStat, Record, Status};
 
 /// Longest id hutch accepts.
 pub const MAX_ID_LEN: usize = 1024;
@@ -76,124 +62,6 @@ pub fn check_id(id: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// What `create` records about a container.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub id: String,
-    pub oci_version: String,
-    pub pid: Pid,
-    /// Field 22 of `/proc/PID/stat` when the process was made.
-    pub start_time: u64,
-    pub bundle: PathBuf,
-    pub annotations: BTreeMap<String, String>,
-    /// Seconds since the epoch.
-    pub created: u64,
-    /// Hooks later operations run: poststart (by `start`), poststop (by `delete`).
-    pub poststart: Vec<crate::hooks::Hook>,
-    pub poststop: Vec<crate::hooks::Hook>,
-}
-
-impl Record {
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "ociVersion": self.oci_version,
-            "pid": self.pid.as_raw(),
-            "startTime": self.start_time,
-            "bundle": self.bundle,
-            "annotations": self.annotations,
-            "created": self.created,
-            "poststart": crate::hooks::to_json(&self.poststart),
-            "poststop": crate::hooks::to_json(&self.poststop),
-        })
-    }
-
-    fn from_json(v: &serde_json::Value) -> Option<Record> {
-        Some(Record {
-            id: v.get("id")?.as_str()?.to_string(),
-            oci_version: v.get("ociVersion")?.as_str()?.to_string(),
-            pid: Pid::from_raw(i32::try_from(v.get("pid")?.as_i64()?).ok()?),
-            start_time: v.get("startTime")?.as_u64()?,
-            bundle: PathBuf::from(v.get("bundle")?.as_str()?),
-            annotations: v
-                .get("annotations")?
-                .as_object()?
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect(),
-            created: v.get("created")?.as_u64()?,
-            poststart: v
-                .get("poststart")
-                .map(crate::hooks::from_json)
-                .unwrap_or_default(),
-            poststop: v
-                .get("poststop")
-                .map(crate::hooks::from_json)
-                .unwrap_or_default(),
-        })
-    }
-
-    /// The OCI state document for this record with `status`.
-    pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "ociVersion": self.oci_version,
-            "id": self.id,
-            "status": status.as_str(),
-            "bundle": self.bundle,
-            "annotations": self.annotations,
-        });
-        if status != Status::Stopped {
-            v["pid"] = self.pid.as_raw().into();
-        }
-        v
-    }
-}
-
-/// Facts about a process read from `/proc/PID/stat`.
-#[derive(Clone, Copy, Debug)]
-pub struct ProcStat {
-    /// The state letter (`R`, `S`, `Z`, …).
-    pub state: u8,
-    /// The kernel's `PF_*` flags.
-    pub flags: u64,
-    pub start_time: u64,
-}
-
-/// `PF_EXITING`: the process is on its way out (its memory may already be
-/// gone) but is not a zombie yet.
-const PF_EXITING: u64 = 0x4;
-
-/// Read `/proc/PID/stat`; `None` when there is no such process.
-pub fn proc_stat(pid: Pid) -> Option<ProcStat> {
-    let text = std::fs::read(format!("/proc/{}/stat", pid.as_raw())).ok()?;
-    // The command name is in parentheses and may itself hold ") ", so parse
-    // from the last ')'.
-    let end = text.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&text[end + 1..]).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?.bytes().next()?;
-    let flags = fields.nth(5)?.parse().ok()?;
-    let start_time = fields.nth(12)?.parse().ok()?;
-    Some(ProcStat {
-        state,
-        flags,
-        start_time,
-    })
-}
-
-/// True if `pid` is the live process `record` describes (not gone, not a
-/// zombie, not a reused pid).
-pub fn is_alive(record: &Record) -> bool {
-    match proc_stat(record.pid) {
-        Some(s) => {
-            s.start_time == record.start_time
-                && !matches!(s.state, b'Z' | b'X' | b'x')
-                && s.flags & PF_EXITING == 0
-        }
-        None => false,
-    }
 }
 
 /// The state directory.
@@ -274,23 +142,37 @@ impl StateRoot {
 
     /// Claim `id` for a new container: exactly one of several callers
     /// racing on one id succeeds. The entry is made under a private name,
-    /// locked, and renamed into place without replacing anything, so it is
-    /// locked from the moment it is visible. A leftover of a `create` that
-    /// died before recording anything (no record, no lock) is cleared, under
-    /// the state directory's lock so that two callers cannot both clear it.
+    /// locked and marked, and renamed into place without replacing
+    /// anything, so it is locked from the moment it is visible. An entry of
+    /// the same id whose `create` died is collected first.
     pub fn reserve(&self, id: &str) -> Result<Entry> {
         check_id(id)?;
-        let tmp = format!(".new-{}-{}", std::process::id(), id.len());
-        let _ = nix::unistd::unlinkat(
-            &self.dir,
-            tmp.as_str(),
-            nix::unistd::UnlinkatFlags::RemoveDir,
-        );
+        let tmp = private_name(STAGING);
         nix::sys::stat::mkdirat(&self.dir, tmp.as_str(), Mode::from_bits_truncate(0o700))
             .map_err(|e| Error::sys("create state entry", self.path.join(&tmp), e))?;
-        let mut entry = self.open_entry(&tmp)?;
-        entry.lock_exclusive()?;
-        for _ in 0..2 {
+        let staged = self.open_entry(&tmp).and_then(|mut entry| {
+            entry.lock_exclusive()?;
+            entry.mark()?;
+            Ok(entry)
+        });
+        crate::fault::point("create:staged");
+        let mut entry = match staged {
+            Ok(entry) => entry,
+            Err(e) => {
+                let _ = nix::unistd::unlinkat(
+                    &self.dir,
+                    format!("{tmp}/{MARK_FILE}").as_str(),
+                    nix::unistd::UnlinkatFlags::NoRemoveDir,
+                );
+                let _ = nix::unistd::unlinkat(
+                    &self.dir,
+                    tmp.as_str(),
+                    nix::unistd::UnlinkatFlags::RemoveDir,
+                );
+                return Err(e);
+            }
+        };
+        for attempt in 0..2 {
             match nix::fcntl::renameat2(
                 &self.dir,
                 tmp.as_str(),
@@ -303,14 +185,8 @@ impl StateRoot {
                     entry.path = self.path.join(id);
                     return Ok(entry);
                 }
-                Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
-                    let _guard = self.lock()?;
-                    let existing = self.open_entry(id)?;
-                    if existing.has(STATE_FILE) || existing.is_locked() {
-                        break;
-                    }
-                    existing.remove();
-                }
+                Err(Errno::EEXIST | Errno::ENOTEMPTY) if attempt == 0 && self.collect(id) => {}
+                Err(Errno::EEXIST | Errno::ENOTEMPTY) => break,
                 Err(e) => {
                     entry.remove();
                     return Err(Error::sys("create state entry", self.path.join(id), e));
@@ -321,29 +197,30 @@ impl StateRoot {
         Err(Error::Exists { id: id.to_string() })
     }
 
-    /// The state directory's own lock (taken only to clear leftovers).
-    fn lock(&self) -> Result<Flock<OwnedFd>> {
-        let fd = nix::fcntl::openat(
-            &self.dir,
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::sys("lock state directory", &self.path, e))?;
-        Flock::lock(fd, FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::sys("lock state directory", &self.path, e))
-    }
-
-    /// Open the entry of an existing container.
+    /// Open the entry of an existing container. An entry whose `create`
+    /// died is collected, and a directory that is not hutch's is not an
+    /// entry: both do not exist.
     pub fn entry(&self, id: &str) -> Result<Entry> {
         check_id(id)?;
-        self.open_entry(id).map_err(|e| match e {
+        let not_found = || Error::NotFound { id: id.to_string() };
+        let mut entry = self.open_entry(id).map_err(|e| match e {
             Error::Sys {
-                errno: Errno::ENOENT,
+                errno: Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP,
                 ..
-            } => Error::NotFound { id: id.to_string() },
+            } => not_found(),
             other => other,
-        })
+        })?;
+        if entry.has(STATE_FILE) {
+            return Ok(entry);
+        }
+        if !entry.has(MARK_FILE) {
+            return Err(not_found());
+        }
+        if entry.is_abandoned() {
+            entry.remove();
+            return Err(not_found());
+        }
+        Ok(entry)
     }
 
     fn open_entry(&self, id: &str) -> Result<Entry> {
@@ -391,7 +268,13 @@ const CONFIG_FILE: &str = "config.json";
 const CGROUP_FILE: &str = "cgroup.json";
 /// Name of the control socket.
 pub const CTL_SOCKET: &str = "ctl";
-
+/// Where a SquashFS root is mounted (in the container's mount namespace).
+pub const ROOT_MOUNT: &str = "rootfs";
+/// Where the tmpfs under the overlay on a SquashFS root is mounted.
+pub const ROOT_UPPER: &str = "rootfs.rw";
+/// Name of the empty file that marks a directory as a hutch entry: made
+/// before the entry is visible, removed last.
+const MARK_FILE: &str = ".hutch-entry";
 impl Entry {
     /// The entry's directory fd.
     pub fn dir(&self) -> std::os::fd::BorrowedFd<'_> {
@@ -450,8 +333,12 @@ impl Entry {
             .map_err(|e| Error::call(format!("act as the entry's owner {uid}"), e))
     }
 
-    /// Take the entry's lock, waiting for a holder to finish.
+    /// Take the entry's lock, waiting for a holder to finish (at once when
+    /// this process holds it already).
     pub fn lock_wait(&mut self) -> Result<()> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
         let fd = self.lock_file()?;
         let lock = Flock::lock(fd, FlockArg::LockExclusive)
             .map_err(|(_, e)| Error::sys("lock state entry", &self.path, e))?;
@@ -466,6 +353,36 @@ impl Entry {
         if let Some(lock) = &self.lock {
             let _ = nix::unistd::close(lock.as_raw_fd());
         }
+    }
+
+    /// Take the entry's lock, waiting at most `limit` for a holder to
+    /// finish; false when it did not in time.
+    pub fn lock_within(&mut self, limit: std::time::Duration) -> Result<bool> {
+        let deadline = std::time::Instant::now() + limit;
+        while self.lock.is_none() {
+            let fd = self.lock_file()?;
+            match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => self.lock = Some(lock),
+                Err((_, Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err((_, Errno::EWOULDBLOCK)) => return Ok(false),
+                Err((_, e)) => return Err(Error::sys("lock state entry", &self.path, e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Mark the (new, private) directory as a hutch entry.
+    fn mark(&self) -> Result<()> {
+        nix::fcntl::openat(
+            &self.dir,
+            MARK_FILE,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map(drop)
+        .map_err(|e| Error::sys("create", self.path.join(MARK_FILE), e))
     }
 
     /// True while another process holds the entry's lock (a `create` or
@@ -492,46 +409,26 @@ impl Entry {
     /// Note the container's cgroup and the directories hutch made for it
     /// (deepest first), before the container process exists: whatever
     /// becomes of `create`, removing the entry removes them.
-    pub fn save_cgroup(&self, cgroup: &Path, made: &[PathBuf]) -> Result<()> {
-        let doc = serde_json::json!({"cgroup": cgroup, "made": made});
-        self.write_atomically(CGROUP_FILE, doc.to_string().as_bytes())
+    pub fn save_cgroup(&self, record: &serde_json::Value) -> Result<()> {
+        self.write_atomically(CGROUP_FILE, record.to_string().as_bytes())
     }
 
-    /// The container's cgroup and the directories hutch made for it;
+    /// The record of the container's cgroup (`cgroup::reopen` takes it);
     /// `None` for a container without one.
-    pub fn load_cgroup(&self) -> Option<(PathBuf, Vec<PathBuf>)> {
-        let fd = nix::fcntl::openat(
-            &self.dir,
-            CGROUP_FILE,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        )
-        .ok()?;
-        let text = std::io::read_to_string(std::fs::File::from(fd)).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let cgroup = PathBuf::from(v.get("cgroup")?.as_str()?);
-        let made = v
-            .get("made")?
-            .as_array()?
-            .iter()
-            .filter_map(|p| p.as_str().map(PathBuf::from))
-            .collect();
-        Some((cgroup, made))
+    pub fn load_cgroup(&self) -> Option<serde_json::Value> {
+        let text = self.read(CGROUP_FILE).ok()?;
+        serde_json::from_slice(&text).ok()
     }
 
     /// The copy of `config.json` kept at create.
     pub fn load_config(&self) -> Result<Vec<u8>> {
-        let fd = nix::fcntl::openat(
-            &self.dir,
-            CONFIG_FILE,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::sys("read", self.path.join(CONFIG_FILE), e))?;
-        let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut text)
-            .map_err(|e| Error::io("read", self.path.join(CONFIG_FILE), e))?;
-        Ok(text)
+        self.read(CONFIG_FILE)
+    }
+
+    /// Read a file of the entry (bounded, never blocking: in a shared
+    /// state directory its owner could have put anything there).
+    fn read(&self, name: &str) -> Result<Vec<u8>> {
+        input::read_at(self.dir.as_fd(), name, &self.path.join(name), Follow::No)
     }
 
     fn write_atomically(&self, name: &str, text: &[u8]) -> Result<()> {
@@ -557,16 +454,7 @@ impl Entry {
     /// Read the record.
     pub fn load(&self) -> Result<Record> {
         let path = self.path.join(STATE_FILE);
-        let fd = nix::fcntl::openat(
-            &self.dir,
-            STATE_FILE,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::sys("read state", &path, e))?;
-        let mut text = Vec::with_capacity(512);
-        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut text)
-            .map_err(|e| Error::io("read state", &path, e))?;
+        let text = self.read(STATE_FILE)?;
         let v: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| Error::io("parse state", &path, std::io::Error::other(e)))?;
         Record::from_json(&v).ok_or_else(|| {
@@ -586,6 +474,8 @@ impl Entry {
             Ok(record) => {
                 let status = if !is_alive(&record) {
                     Status::Stopped
+                } else if self.is_frozen() {
+                    Status::Paused
                 } else if self.has(CTL_SOCKET) {
                     Status::Created
                 } else {
@@ -603,6 +493,15 @@ impl Entry {
         }
     }
 
+    /// Whether the container's cgroup (if it has one) is frozen. A cgroup
+    /// that cannot be read counts as not frozen: the status is for
+    /// reporting, and `resume` reads it again to act.
+    fn is_frozen(&self) -> bool {
+        self.load_cgroup()
+            .and_then(|r| crate::cgroup::reopen(&r).ok())
+            .is_some_and(|cg| cg.is_frozen().unwrap_or(false))
+    }
+
     /// True while the entry is being created (no record yet, lock held).
     pub fn is_creating(&self) -> bool {
         !self.has(STATE_FILE) && self.is_locked()
@@ -616,88 +515,6 @@ impl Entry {
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .is_ok()
-    }
-
-    /// Remove the entry and everything in it. Best effort: what cannot be
-    /// removed is left for `delete --force`.
-    pub fn remove(self) {
-        // The cgroups hutch made go first (their processes are gone, or
-        // are killed there); a failure is a warning.
-        if let Some((_, made)) = self.load_cgroup() {
-            if let Err(e) = crate::cgroup::remove(&made) {
-                tracing::warn!("{e}");
-            }
-        }
-        for name in [
-            STATE_FILE,
-            ".state.json.tmp",
-            CTL_SOCKET,
-            CONFIG_FILE,
-            ".config.json.tmp",
-            CGROUP_FILE,
-            ".cgroup.json.tmp",
-        ] {
-            let _ = nix::unistd::unlinkat(&self.dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-        }
-        let _ = std::fs::remove_dir(&self.path);
-    }
-}
-
-/// The caller's `--pid-file`, with its directory opened when the command
-/// starts (a joining `exec` no longer sees the host's paths when it writes).
-pub struct PidFile {
-    dir: OwnedFd,
-    name: std::ffi::OsString,
-    path: PathBuf,
-}
-
-impl PidFile {
-    /// Open the directory `path` will be written in.
-    pub fn prepare(path: &Path) -> Result<PidFile> {
-        let path = std::path::absolute(path).map_err(|e| Error::io("write pid file", path, e))?;
-        let name = path
-            .file_name()
-            .ok_or_else(|| Error::Usage(format!("--pid-file `{}` names no file", path.display())))?
-            .to_os_string();
-        let parent = path.parent().unwrap_or(Path::new("/"));
-        let dir = nix::fcntl::open(
-            parent,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::sys("open the pid file's directory", parent, e))?;
-        Ok(PidFile { dir, name, path })
-    }
-
-    /// Write `pid`: to a temporary file beside it, then renamed, so a reader
-    /// never sees an empty file.
-    pub fn write(&self, pid: Pid) -> Result<()> {
-        let mut tmp = std::ffi::OsString::from(".");
-        tmp.push(&self.name);
-        tmp.push(format!(".hutch-{}", std::process::id()));
-        let fail = |e: Errno| Error::sys("write pid file", &self.path, e);
-        let fd = nix::fcntl::openat(
-            &self.dir,
-            tmp.as_os_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::from_bits_truncate(0o644),
-        )
-        .map_err(fail)?;
-        let written = std::fs::File::from(fd).write_all(pid.as_raw().to_string().as_bytes());
-        let renamed = written
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
-            .and_then(|()| {
-                nix::fcntl::renameat(&self.dir, tmp.as_os_str(), &self.dir, self.name.as_os_str())
-            });
-        if let Err(e) = renamed {
-            let _ = nix::unistd::unlinkat(
-                &self.dir,
-                tmp.as_os_str(),
-                nix::unistd::UnlinkatFlags::NoRemoveDir,
-            );
-            return Err(fail(e));
-        }
-        Ok(())
     }
 }
 
@@ -734,52 +551,5 @@ mod tests {
     fn long_ids_are_refused() {
         assert!(check_id(&"a".repeat(MAX_ID_LEN)).is_ok());
         assert!(check_id(&"a".repeat(MAX_ID_LEN + 1)).is_err());
-    }
-
-    #[rstest]
-    #[case(Status::Creating, false, false, false)]
-    #[case(Status::Created, true, true, false)]
-    #[case(Status::Running, false, true, false)]
-    #[case(Status::Stopped, false, false, true)]
-    fn transitions(
-        #[case] s: Status,
-        #[case] start: bool,
-        #[case] kill: bool,
-        #[case] delete: bool,
-    ) {
-        assert_eq!(
-            (s.can_start(), s.can_kill(), s.can_delete()),
-            (start, kill, delete)
-        );
-    }
-
-    #[test]
-    fn record_round_trips() {
-        let r = Record {
-            id: "x".into(),
-            oci_version: "1.0.2".into(),
-            pid: Pid::from_raw(42),
-            start_time: 7,
-            bundle: "/b".into(),
-            annotations: [("k".to_string(), "v".to_string())].into(),
-            created: 1,
-            poststart: Vec::new(),
-            poststop: Vec::new(),
-        };
-        let back = Record::from_json(&r.to_json()).unwrap();
-        assert_eq!(
-            (&back.id, back.pid, back.start_time, &back.annotations),
-            (&r.id, r.pid, r.start_time, &r.annotations)
-        );
-        let s = r.oci_state(Status::Stopped);
-        assert_eq!(s["status"], "stopped");
-        assert!(s.get("pid").is_none());
-    }
-
-    #[test]
-    fn own_process_stat_is_readable() {
-        let me = proc_stat(nix::unistd::getpid()).unwrap();
-        assert!(me.start_time > 0);
-        assert!(b"RSD".contains(&me.state), "state {}", me.state as char);
     }
 }

@@ -1,0 +1,381 @@
+//! SquashFS root images: recognising one, checking its superblock, and the
+//! FUSE server that serves it to the container.
+//!
+//! `root.path` may name a SquashFS file instead of a directory. The
+//! container process mounts it with FUSE in its own user and mount
+//! namespaces at `create` (`mount/fuse.rs`) and hands the `/dev/fuse` fd
+//! back to `create`, which starts the server here: Debian's `squashfuse_ll`,
+//! given the fd as `/dev/fd/3`. The server runs in hutch's namespaces, not
+//! the container's, so nothing in the container can see or trace it, and it
+//! keeps no reference to the container's mount namespace: when the last
+//! process of that namespace is gone, the mount goes, the kernel aborts the
+//! FUSE connection and the server's read gets ENODEV, and it exits. That
+//! holds however the container ends (exit, `kill`, `delete`, a SIGKILLed
+//! hutch). Why an exec'd `squashfuse_ll` rather than a server in hutch:
+//! ARCHITECTURE.md ("SquashFS images").
+
+use std::io::Read as _;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
+
+use crate::error::{Error, Result};
+use crate::spec::{NsAction, Plan};
+use crate::sys::{self, Forked};
+
+/// The first four bytes of every SquashFS image (little-endian `sqsh`).
+const MAGIC: &[u8; 4] = b"hsqs";
+/// The size of a SquashFS 4.0 superblock.
+const SUPERBLOCK: usize = 96;
+/// A table that is not there (`SQUASHFS_INVALID_BLK`).
+const ABSENT: u64 = u64::MAX;
+/// The programs that can serve an image, best first.
+const SERVERS: [&str; 2] = ["squashfuse_ll", "squashfuse"];
+
+/// True if `path` is a file that starts with the SquashFS magic.
+pub fn is_image(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == MAGIC)
+}
+
+/// Check the superblock of the image at `path`: version 4.0, a sane block
+/// size and compressor, and every table inside the file. A truncated
+/// image (the usual corruption: an interrupted copy) fails here, at
+/// `create`, not on the first read of a missing block.
+pub fn check(path: &Path) -> Result<()> {
+    let bad = |why: String| {
+        Error::Config(format!(
+            "root.path `{}`: not a usable SquashFS image: {why}",
+            path.display()
+        ))
+    };
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let size = f.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+    let mut sb = [0u8; SUPERBLOCK];
+    if f.read_exact(&mut sb).is_err() {
+        return Err(bad(format!(
+            "truncated: {size} bytes, shorter than the superblock"
+        )));
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([sb[o], sb[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().unwrap_or([0; 4]));
+    let u64_at = |o: usize| u64::from_le_bytes(sb[o..o + 8].try_into().unwrap_or([0; 8]));
+    let (major, minor) = (u16_at(28), u16_at(30));
+    if (major, minor) != (4, 0) {
+        return Err(bad(format!("version {major}.{minor} (hutch reads 4.0)")));
+    }
+    let block_size = u32_at(12);
+    let block_log = u16_at(22);
+    if !(12..=20).contains(&block_log) || block_size != 1 << block_log {
+        return Err(bad(format!("block size {block_size} (log {block_log})")));
+    }
+    let compressor = u16_at(20);
+    if !(1..=6).contains(&compressor) {
+        return Err(bad(format!("unknown compressor {compressor}")));
+    }
+    let bytes_used = u64_at(40);
+    if bytes_used > size {
+        return Err(bad(format!(
+            "truncated: the superblock says {bytes_used} bytes, the file has {size}"
+        )));
+    }
+    let tables = [
+        ("id", u64_at(48), false),
+        ("xattr id", u64_at(56), true),
+        ("inode", u64_at(64), false),
+        ("directory", u64_at(72), false),
+        ("fragment", u64_at(80), true),
+        ("export", u64_at(88), true),
+    ];
+    for (name, start, optional) in tables {
+        if optional && start == ABSENT {
+            continue;
+        }
+        if start < SUPERBLOCK as u64 || start >= bytes_used {
+            return Err(bad(format!(
+                "the {name} table starts at {start}, outside the image's {bytes_used} bytes"
+            )));
+        }
+    }
+    if u64_at(64) >= u64_at(72) {
+        return Err(bad(
+            "the inode table does not precede the directory table".into()
+        ));
+    }
+    Ok(())
+}
+
+/// What an image root needs besides a good image: a mount namespace of the
+/// container's own (the mount must go with the container), and, for
+/// FUSE, a server program. Returns the server's path (empty for the
+/// kernel's squashfs).
+pub fn check_plan(plan: &Plan, image: &Path) -> Result<PathBuf> {
+    if plan.namespaces.mount != NsAction::New {
+        return Err(Error::Config(format!(
+            "root.path `{}` is a SquashFS image: the container needs a new mount namespace of its own",
+            image.display()
+        )));
+    }
+    if plan.root_kernel {
+        return Ok(PathBuf::new());
+    }
+    server_program().ok_or_else(|| {
+        Error::Config(format!(
+            "root.path `{}` is a SquashFS image: no squashfuse_ll or squashfuse in PATH (Debian's package squashfuse)",
+            image.display()
+        ))
+    })
+}
+
+/// The first server program found in `$PATH` (or, when that is unset, in
+/// the usual directories).
+fn server_program() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
+    SERVERS.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .filter(|d| d.is_absolute())
+            .map(|d| d.join(name))
+            .find(|p| {
+                nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok()
+                    && p.is_file()
+            })
+    })
+}
+
+/// A running FUSE server: hutch's child.
+pub struct Server {
+    pub pid: Pid,
+    /// The read end of its stderr, for the reason it gives when it fails.
+    errors: OwnedFd,
+}
+
+/// Start `program` serving `image` on the FUSE connection `fuse` (already
+/// mounted by the container process). Its stdin and stdout are
+/// `/dev/null`, its stderr a pipe only read when the image fails; it has a
+/// session of its own (a terminal's ^C or a caller killing create's process
+/// group must not take the container's root away) and the usual
+/// termination signals blocked: it ends when its connection does.
+pub fn start_server(program: &Path, image: &Path, fuse: OwnedFd) -> Result<Server> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let cstr = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
+    let (Some(prog), Some(img)) = (cstr(program), cstr(image)) else {
+        return Err(Error::Config(format!(
+            "root.path `{}`: a NUL in the path",
+            image.display()
+        )));
+    };
+    let name = std::ffi::CString::new(
+        program
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let argv = [name, c"-f".into(), c"-s".into(), img, c"/dev/fd/3".into()];
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::sys("open", "/dev/null", e))?;
+    let (errors, err_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::call("make a pipe", e))?;
+    // Above the stdio and 3, so the dup2s below cannot clobber it.
+    let fuse_hi =
+        sys::dup_at_least(fuse.as_fd(), 10).map_err(|e| Error::call("duplicate the FUSE fd", e))?;
+    match sys::clone_process(nix::sched::CloneFlags::empty())
+        .map_err(|e| Error::call("fork the SquashFS server", e))?
+    {
+        Forked::Child => {
+            let _ = nix::unistd::setsid();
+            let mut blocked = SigSet::empty();
+            for s in [
+                Signal::SIGHUP,
+                Signal::SIGINT,
+                Signal::SIGQUIT,
+                Signal::SIGTERM,
+                Signal::SIGPIPE,
+                Signal::SIGUSR1,
+                Signal::SIGUSR2,
+                Signal::SIGALRM,
+            ] {
+                blocked.add(s);
+            }
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&blocked), None);
+            let fd = |f: &OwnedFd| f.as_raw_fd();
+            let ok = sys::dup_to(fd(&null), 0).is_ok()
+                && sys::dup_to(fd(&null), 1).is_ok()
+                && sys::dup_to(fd(&err_w), 2).is_ok()
+                && sys::dup_to(fd(&fuse_hi), 3).is_ok()
+                && sys::cloexec_from(4).is_ok();
+            if ok {
+                let _ = nix::unistd::execv(&prog, &argv);
+            }
+            sys::exit_now(127)
+        }
+        Forked::Parent(pid) => {
+            drop((fuse, fuse_hi, err_w, null));
+            Ok(Server { pid, errors })
+        }
+    }
+}
+
+impl Server {
+    /// Stop the server (if it still runs), reap it and return the last
+    /// line it wrote to stderr: why it could not serve the image.
+    pub fn stop(self) -> String {
+        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        let status = nix::sys::wait::waitpid(self.pid, None);
+        let mut text = String::new();
+        let _ = std::fs::File::from(self.errors).read_to_string(&mut text);
+        let line = text
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or_default()
+            .to_string();
+        match (line.is_empty(), status) {
+            (false, _) => line,
+            (true, Ok(nix::sys::wait::WaitStatus::Exited(_, 127))) => {
+                "the server program could not be run".into()
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// Let the server run on its own: its stderr pipe is closed (what it
+    /// writes later is lost) and it is no longer waited for here.
+    pub fn detach(self) -> Pid {
+        drop(self.errors);
+        self.pid
+    }
+}
+
+/// Wait (up to `limit`) for a server recorded at `create` to end, once the
+/// container is gone: `delete` and `run` return only when nothing of the
+/// container is left. `start_time` guards against a reused pid.
+pub fn wait_gone(pid: Pid, start_time: u64, limit: std::time::Duration) {
+    let Ok(fd) = sys::pidfd_open(pid) else {
+        return;
+    };
+    if crate::state::proc_stat(pid).is_none_or(|s| s.start_time != start_time) {
+        return;
+    }
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let mut fds = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(n) if n > 0 => break,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+    // Our own child (`run`): reap it. Anyone else's is reaped by its parent.
+    let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(tweak: impl FnOnce(&mut Vec<u8>)) -> (tempdir::Dir, PathBuf) {
+        let dir = tempdir::Dir::new();
+        let mut sb = vec![0u8; 4096];
+        sb[..4].copy_from_slice(MAGIC);
+        sb[12..16].copy_from_slice(&(1u32 << 17).to_le_bytes());
+        sb[20..22].copy_from_slice(&1u16.to_le_bytes());
+        sb[22..24].copy_from_slice(&17u16.to_le_bytes());
+        sb[28..30].copy_from_slice(&4u16.to_le_bytes());
+        sb[40..48].copy_from_slice(&4096u64.to_le_bytes());
+        for (o, v) in [
+            (48, 4000u64),
+            (56, ABSENT),
+            (64, 100),
+            (72, 200),
+            (80, ABSENT),
+            (88, ABSENT),
+        ] {
+            sb[o..o + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        tweak(&mut sb);
+        let path = dir.path().join("img");
+        std::fs::write(&path, &sb).unwrap();
+        (dir, path)
+    }
+
+    mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let p = std::env::temp_dir().join(format!(
+                    "hutch-sqfs-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_sound_superblock_passes() {
+        let (_d, p) = image(|_| {});
+        assert!(is_image(&p));
+        check(&p).unwrap();
+    }
+
+    #[test]
+    fn truncation_and_bad_fields_are_named() {
+        let (_d, p) = image(|sb| sb.truncate(2048));
+        let e = check(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("truncated: the superblock says 4096 bytes, the file has 2048"),
+            "{e}"
+        );
+        let (_d, p) = image(|sb| sb.truncate(50));
+        assert!(check(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("shorter than the superblock"));
+        let (_d, p) = image(|sb| sb[28] = 3);
+        assert!(check(&p).unwrap_err().to_string().contains("version 3.0"));
+        let (_d, p) = image(|sb| sb[20] = 9);
+        assert!(check(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown compressor 9"));
+        let (_d, p) = image(|sb| sb[72..80].copy_from_slice(&9000u64.to_le_bytes()));
+        assert!(check(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("directory table starts at 9000"));
+        let (_d, p) = image(|sb| sb[0] = b'x');
+        assert!(!is_image(&p));
+    }
+}

@@ -1,0 +1,386 @@
+//! SquashFS roots: `root.path` naming an image file. The image is served
+//! by squashfuse_ll through FUSE; these tests check what the container
+//! sees (a read-only root, the config's mounts on top), the errors of bad
+//! images and of an unusable /dev/fuse, and that nothing of the image is
+//! left (no server process, no mount) however the container ends.
+//! Needs mksquashfs (squashfs-tools), squashfuse and a /dev/fuse the
+//! user may open (integration/test.sh sees to all three).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A bundle whose root is a SquashFS image of the busybox tree, at
+/// `BUNDLE/image.bin` (a name without `.sqfs`: hutch goes by content).
+fn image_bundle(args: &[&str]) -> Bundle {
+    let mut b = Bundle::new(args);
+    std::fs::write(b.rootfs().join("etc/msg"), "from the image\n").unwrap();
+    let out = Command::new("mksquashfs")
+        .arg(b.rootfs())
+        .arg(b.dir.join("image.bin"))
+        .args(["-noappend", "-quiet", "-no-progress", "-all-root"])
+        .output()
+        .expect("mksquashfs (squashfs-tools) is needed");
+    assert_ok(&out);
+    std::fs::remove_dir_all(b.rootfs()).unwrap();
+    b.edit(|c| c["root"]["path"] = "image.bin".into());
+    b
+}
+
+fn image(b: &Bundle) -> PathBuf {
+    std::fs::canonicalize(b.dir.join("image.bin")).unwrap()
+}
+
+/// Live (not zombie) processes whose command line names `path`.
+fn servers_of(path: &Path) -> Vec<i32> {
+    let needle = path.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(&needle) && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Mounts of `path` in any mount namespace this user can see.
+fn mounts_of(path: &Path) -> Vec<String> {
+    let needle = format!(" {} ", path.to_string_lossy());
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if e.file_name().to_string_lossy().parse::<i32>().is_err() {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path().join("mountinfo")).unwrap_or_default();
+        out.extend(
+            text.lines()
+                .filter(|l| l.contains(&needle))
+                .map(String::from),
+        );
+    }
+    out
+}
+
+/// Loop devices backed by `path` (real root's images go through the
+/// kernel's squashfs on one).
+fn loops_of(path: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        let backing =
+            std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
+        if backing.trim() == path.to_string_lossy() {
+            out.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+/// Real root without a user namespace (the tests' config) mounts an
+/// image with the kernel's squashfs; everyone else with FUSE.
+fn kernel_path() -> bool {
+    who() == Who::Root
+}
+
+/// Nothing of the image is left: no server, no mount, no loop device. The
+/// server ends (and the loop device is released) when the container's
+/// mount namespace does, so allow it a moment.
+#[track_caller]
+fn nothing_left(b: &Bundle) {
+    let img = image(b);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(servers_of(&img).is_empty() && loops_of(&img).is_empty()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(servers_of(&img), Vec::<i32>::new(), "server left");
+    assert_eq!(mounts_of(&img), Vec::<String>::new(), "mount left");
+    assert_eq!(loops_of(&img), Vec::<String>::new(), "loop device left");
+}
+
+/// The config's mounts land on top of the image, on mount points it
+/// lacks too (`/srv/shared`: made in a tmpfs overlay, then read-only).
+#[test]
+fn run_sees_the_image_read_only_with_the_config_mounts_on_top() {
+    let shared = tempdir("shared");
+    std::fs::write(shared.join("note"), "from the host\n").unwrap();
+    let mut b = image_bundle(&[
+        "sh",
+        "-c",
+        "cat /etc/msg /srv/shared/note; touch /x /srv/y 2>&1; echo w > /tmp/w && cat /tmp/w; \
+         grep -c ' / overlay ro,' /proc/self/mounts",
+    ]);
+    b.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+        mounts.push(serde_json::json!({
+            "destination": "/srv/shared", "type": "bind",
+            "source": shared.to_str().unwrap(), "options": ["rbind", "ro"]
+        }));
+    });
+    let out = b.run();
+    assert_ok(&out);
+    assert_eq!(
+        text(&out.stdout),
+        "from the image\nfrom the host\ntouch: /x: Read-only file system\n\
+         touch: /srv/y: Read-only file system\nw\n1\n"
+    );
+    nothing_left(&b);
+    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+    let _ = std::fs::remove_dir_all(&shared);
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let base = std::env::var_os("HUTCH_TEST_TMP")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let d = base.join(unique_id(tag));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn create_start_delete_from_an_image() {
+    become_subreaper();
+    let b = image_bundle(&["sh", "-c", "cat /etc/msg; exit 3"]);
+    assert_ok(&b.create());
+    assert_eq!(b.status(), "created");
+    // Served while the container exists: by a process outside it, or for
+    // real root by the kernel, from a loop device.
+    if kernel_path() {
+        assert_eq!(
+            (servers_of(&image(&b)).len(), loops_of(&image(&b)).len()),
+            (0, 1)
+        );
+    } else {
+        assert_eq!(
+            (servers_of(&image(&b)).len(), loops_of(&image(&b)).len()),
+            (1, 0)
+        );
+    }
+    assert_ok(&b.hutch(&["start", &b.id]));
+    assert_eq!(wait_exit(b.pid()), 3);
+    assert_eq!(
+        std::fs::read_to_string(b.dir.join("stdout")).unwrap(),
+        "from the image\n"
+    );
+    assert_ok(&b.hutch(&["delete", &b.id]));
+    nothing_left(&b);
+    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+}
+
+#[test]
+fn kill_and_delete_force_leave_nothing() {
+    become_subreaper();
+    for how in ["kill", "delete"] {
+        let b = image_bundle(&["sleep", "1000"]);
+        assert_ok(&b.create());
+        assert_ok(&b.hutch(&["start", &b.id]));
+        if how == "kill" {
+            assert_ok(&b.hutch(&["kill", &b.id, "KILL"]));
+            assert_eq!(wait_exit(b.pid()), 137);
+            // Gone with the container, before any delete.
+            nothing_left(&b);
+            assert_ok(&b.hutch(&["delete", &b.id]));
+        } else {
+            assert_ok(&b.hutch(&["delete", "--force", &b.id]));
+            nothing_left(&b);
+        }
+        assert!(
+            b.state_entries().is_empty(),
+            "{how}: {:?}",
+            b.state_entries()
+        );
+    }
+}
+
+/// Run `hutch ARGS` with a pause point, and SIGKILL it there.
+fn kill_hutch_at(b: &Bundle, point: &str, args: &[&str]) {
+    let mut child = b
+        .cmd(args)
+        .env("HUTCH_TEST_PAUSE", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('T')
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hutch never reached {point}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "hutch exited before {point}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn sigkill_of_hutch_at_any_point_leaves_nothing() {
+    become_subreaper();
+    // (create:served: after the FUSE server starts; real root has none.)
+    let points: &[&str] = if kernel_path() {
+        &["create:cloned", "create:ready", "create:saved"]
+    } else {
+        &[
+            "create:cloned",
+            "create:served",
+            "create:ready",
+            "create:saved",
+        ]
+    };
+    for &point in points {
+        let b = image_bundle(&["sleep", "1000"]);
+        let dir = b.dir.to_str().unwrap().to_string();
+        kill_hutch_at(&b, point, &["create", "--bundle", &dir, &b.id]);
+        // A container recorded before the kill is deleted as usual.
+        assert_ok(&b.hutch(&["delete", "--force", &b.id]));
+        nothing_left(&b);
+        assert!(
+            b.state_entries().is_empty(),
+            "{point}: {:?}",
+            b.state_entries()
+        );
+    }
+    // `run` SIGKILLed while its container runs: the container dies with
+    // it, and the image's server and mount with the container.
+    let b = image_bundle(&["sleep", "1000"]);
+    let dir = b.dir.to_str().unwrap().to_string();
+    let mut run = b.cmd(&["run", "--bundle", &dir, &b.id]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.status() != "running" {
+        assert!(Instant::now() < deadline, "never running");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    nothing_left(&b);
+    assert_ok(&b.hutch(&["delete", "--force", &b.id]));
+    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+}
+
+#[test]
+fn truncated_and_corrupt_images_fail_create_naming_the_image() {
+    let b = image_bundle(&["true"]);
+    let good = std::fs::read(b.dir.join("image.bin")).unwrap();
+    let sb = |o: usize| u64::from_le_bytes(good[o..o + 8].try_into().unwrap()) as usize;
+    // An interrupted copy.
+    std::fs::write(b.dir.join("image.bin"), &good[..good.len() / 2]).unwrap();
+    let out = b.run();
+    assert_one_line_error(
+        &out,
+        &format!(
+            "{}`: not a usable SquashFS image: truncated",
+            image(&b).display()
+        ),
+    );
+    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+    // Garbage where the inode table is: squashfuse cannot read the root.
+    let mut bad = good.clone();
+    for byte in &mut bad[sb(64)..sb(72)] {
+        *byte ^= 0x5a;
+    }
+    std::fs::write(b.dir.join("image.bin"), &bad).unwrap();
+    let out = b.run();
+    assert_one_line_error(&out, &format!("root.path `{}`", image(&b).display()));
+    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+    nothing_left(&b);
+    // Not an image and not a directory.
+    std::fs::write(b.dir.join("image.bin"), b"hsq").unwrap();
+    assert_one_line_error(&b.run(), "is neither a directory nor a SquashFS image");
+}
+
+#[test]
+fn an_unusable_dev_fuse_fails_create_naming_the_image() {
+    // /dev/fuse replaced by /dev/null in a mount namespace hutch runs in
+    // (as root, or as root of a user namespace for a plain user). Root's
+    // container gets a user namespace, which takes it through FUSE.
+    let mut b = image_bundle(&["true"]);
+    if uid() == 0 {
+        b.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            let map = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+        });
+    }
+    let dir = b.dir.to_str().unwrap().to_string();
+    let unshare = if uid() == 0 { "-m" } else { "-Urm" };
+    let out = Command::new("unshare")
+        .args([
+            unshare,
+            "sh",
+            "-c",
+            "mount --bind /dev/null /dev/fuse && exec \"$@\"",
+            "sh",
+        ])
+        .arg(hutch_bin())
+        .arg("--root")
+        .arg(b.state_dir())
+        .args(["run", "--bundle", &dir, &b.id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, &format!("root.path `{}`", image(&b).display()));
+    assert!(text(&out.stderr).contains("FUSE"), "{}", text(&out.stderr));
+    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+    nothing_left(&b);
+}
+
+/// Real root's images go through loop devices: without a usable
+/// /dev/loop-control, create fails naming the image. Plain users go
+/// through FUSE whatever /dev/loop-control is: their run works.
+#[test]
+fn no_usable_loop_control_fails_only_roots_create() {
+    let b = image_bundle(&["true"]);
+    let dir = b.dir.to_str().unwrap().to_string();
+    let unshare = if uid() == 0 { "-m" } else { "-Urm" };
+    let out = Command::new("unshare")
+        .args([
+            unshare,
+            "sh",
+            "-c",
+            "mount --bind /dev/null /dev/loop-control && exec \"$@\"",
+            "sh",
+        ])
+        .arg(hutch_bin())
+        .arg("--root")
+        .arg(b.state_dir())
+        .args(["run", "--bundle", &dir, &b.id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if kernel_path() {
+        assert_one_line_error(
+            &out,
+            &format!(
+                "root.path `{}`: find a free loop device",
+                image(&b).display()
+            ),
+        );
+    } else {
+        assert_ok(&out);
+    }
+    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+    nothing_left(&b);
+}
