@@ -198,9 +198,14 @@ intended() {
     # takes the pid after the program's. Compared: the filters and the
     # pids without them.
     local emu=cat
-    if [ "$rt" = hutch ] && [ "$(id -u)" != 0 ] && { ! grep -q "^$(id -un):" /etc/subuid 2>/dev/null \
-        || { case $name in buildah-* | podman-*) false ;; esac \
-            && [ -f "$W/$name/config.json" ] && [ "$(jq -r '[.linux.uidMappings // [] | .[] | .size] | add // 0' "$W/$name/config.json")" -le 1 ]; }; }; then
+    # plain: a plain user, or a config with a user namespace of its own.
+    local maps=-1 plain=no
+    [ -f "$W/$name/config.json" ] && maps=$(jq -r '[.linux.uidMappings // [] | .[] | .size] | add // 0' "$W/$name/config.json")
+    [ "$(id -u)" != 0 ] && plain=yes
+    [ -f "$W/$name/config.json" ] && jq -e '.linux.namespaces // [] | any(.type == "user")' "$W/$name/config.json" >/dev/null && plain=yes
+    case $name in buildah-* | podman-*) maps=-1 ;; esac   # hutch runs in buildah's namespace
+    if [ "$rt" = hutch ] && { { [ "$(id -u)" != 0 ] && [ "$maps" != -1 -o "$name" != "${name#buildah-}" -o "$name" != "${name#podman-}" ] && ! grep -q "^$(id -un):" /etc/subuid 2>/dev/null; } \
+        || { [ "$maps" -ge 0 ] && [ "$maps" -le 1 ] && [ $plain = yes ]; }; }; then
         emu='awk '\''/^Seccomp:/ { s = $0; next }
             /^Seccomp_filters:/ { n = $2 - 1; if (n == 0) s = "Seccomp:\t0"; print s; print "Seccomp_filters:\t" n; next }
             /^## pid$/ { print; if (getline > 0) print ($1 >= 3 ? $1 - 1 : $1); next }
