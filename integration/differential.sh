@@ -192,7 +192,26 @@ intended() {
     # cover (buildah's and podman's /proc has them), as runc's do; crun's
     # remount clears them.
     local ro='/^\/proc\/[a-z_-]* \/[a-z_-]* ro,/s/,nosuid,nodev,noexec,/,/'
-    sed -e "$stdin" -e "$v1" -e "$groups" -e "$stdio" -e "$null" -e "$ro"
+    # Root emulation (README.md): where the container maps one uid and one
+    # gid (a plain user without subordinate ids, or a config that maps only
+    # the caller's ids), hutch adds a seccomp filter and its supervisor
+    # takes the pid after the program's. Compared: the filters and the
+    # pids without them.
+    local emu=cat
+    # plain: a plain user, or a config with a user namespace of its own.
+    local maps=-1 plain=no
+    [ -f "$W/$name/config.json" ] && maps=$(jq -r '[.linux.uidMappings // [] | .[] | .size] | add // 0' "$W/$name/config.json")
+    [ "$(id -u)" != 0 ] && plain=yes
+    [ -f "$W/$name/config.json" ] && jq -e '.linux.namespaces // [] | any(.type == "user")' "$W/$name/config.json" >/dev/null && plain=yes
+    case $name in buildah-* | podman-*) maps=-1 ;; esac   # hutch runs in buildah's namespace
+    if [ "$rt" = hutch ] && { { [ "$(id -u)" != 0 ] && [ "$maps" != -1 -o "$name" != "${name#buildah-}" -o "$name" != "${name#podman-}" ] && ! grep -q "^$(id -un):" /etc/subuid 2>/dev/null; } \
+        || { [ "$maps" -ge 0 ] && [ "$maps" -le 1 ] && [ $plain = yes ]; }; }; then
+        emu='awk '\''/^Seccomp:/ { s = $0; next }
+            /^Seccomp_filters:/ { n = $2 - 1; if (n == 0) s = "Seccomp:\t0"; print s; print "Seccomp_filters:\t" n; next }
+            /^## pid$/ { print; if (getline > 0) print ($1 >= 3 ? $1 - 1 : $1); next }
+            { print }'\'
+    fi
+    sed -e "$stdin" -e "$v1" -e "$groups" -e "$stdio" -e "$null" -e "$ro" | eval "$emu"
 }
 
 # The configs: the generated ones, each also with a terminal.
@@ -277,7 +296,7 @@ exec_case() {
     # push input into the caller's terminal (TIOCSTI); crun's stays in the
     # caller's session (outside the container: shown as 0). Compared:
     # that hutch's is its own (pgrp = session = its pid).
-    local pid; pid=$(sed -n '/^## pid$/{n;p}' "$W/$name/hutch")
+    local pid; pid=$(sed -n '/^## pid$/{n;p}' "$W/$name/hutch.raw")
     sed -i "s/^pgrp $pid session $pid /(own session) /" "$W/$name/hutch"
     sed -i 's/^pgrp 0 session 0 /(own session) /' "$W/$name/crun"
     local adj; adj=$(jq '.oomScoreAdj // 0' "$W/$name/process.json")

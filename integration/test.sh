@@ -82,6 +82,11 @@ for who in root tuser tsingle; do
     else (cd "$ci" && crun_ready in_cgroup "${cg[$who]}" as "$who" "$diff_test" "$ci/hutch") || failed=1; fi
 done
 
+# Root emulation (issue 13): package installs in a debootstrapped Debian as
+# tsingle (one id), through hutch run and buildah bud; tuser unchanged.
+log "root emulation integration"
+integration/rootemu.sh "$ci/hutch" || failed=1
+
 # Slurm: a one-node cluster, srun/sbatch --container as tuser (run as root).
 log "Slurm integration"
 integration/slurm.sh "$ci/hutch" || failed=1

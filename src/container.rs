@@ -238,6 +238,14 @@ fn clone_container(
         .as_ref()
         .map(|p| crate::seccomp::compile(p, &g.root))
         .transpose()?;
+    let rootemu = crate::rootemu::applies(plan)
+        .map(|ids| {
+            Ok::<_, Error>((
+                crate::seccomp::compile_uncached(&crate::rootemu::filter(ids))?,
+                ids,
+            ))
+        })
+        .transpose()?;
     // Born in its cgroup, when it has one: it never runs outside it, and
     // makes its cgroup namespace (after the id maps) rooted there.
     let cloned = match cgroup.as_deref().and_then(cgroup::Cgroup::clone_into) {
@@ -262,6 +270,7 @@ fn clone_container(
                     setgroups_allowed,
                     die_with_parent: opts.die_with_parent,
                     seccomp: compiled,
+                    rootemu,
                     idmapped,
                 },
             )

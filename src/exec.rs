@@ -96,6 +96,17 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
         .as_ref()
         .map(|p| seccomp::compile(p, &g.root))
         .transpose()?;
+    let rootemu = plan
+        .root_emulation
+        .then(|| crate::rootemu::of_process(&record.pid.to_string()))
+        .flatten()
+        .map(|ids| {
+            Ok::<_, Error>((
+                seccomp::compile_uncached(&crate::rootemu::filter(ids))?,
+                ids,
+            ))
+        })
+        .transpose()?;
     // The container's cgroup, opened while the host's paths are in reach:
     // the process is cloned into it.
     let cgroup = match (entry.load_cgroup(), g.cgroups_disabled) {
@@ -166,7 +177,7 @@ pub fn exec(g: &Globals, id: &str, opts: &ExecOptions) -> Result<i32> {
                 None => Ok(()),
             });
             let err = match joined
-                .and_then(|()| child(&plan, compiled, console, opts.preserve_fds, id))
+                .and_then(|()| child(&plan, compiled, rootemu, console, opts.preserve_fds, id))
             {
                 Ok(never) => match never {},
                 Err(e) => e,
@@ -295,6 +306,7 @@ fn open_namespaces(pid: Pid) -> Result<Vec<(&'static str, CloneFlags, File)>> {
 fn child(
     plan: &Plan,
     compiled: Option<seccomp::Compiled>,
+    rootemu: Option<(seccomp::Compiled, crate::rootemu::Single)>,
     console: Option<OwnedFd>,
     preserve_fds: u32,
     id: &str,
@@ -320,6 +332,7 @@ fn child(
     crate::init::become_program(
         p,
         compiled.as_ref(),
+        rootemu.as_ref(),
         setgroups_allowed,
         preserve_fds,
         || Ok(()),

@@ -165,7 +165,11 @@ pub fn document() -> serde_json::Value {
                 serde_json::json!({})
             }
         },
-        "annotations": {"org.hutch.version": env!("CARGO_PKG_VERSION")}
+        "annotations": {
+            "org.hutch.version": env!("CARGO_PKG_VERSION"),
+            // The default: on where one uid and one gid are mapped.
+            "org.hutch.root-emulation": "true"
+        }
     })
 }
 

@@ -56,6 +56,8 @@ pub struct InitArgs {
     pub setgroups_allowed: bool,
     /// The seccomp filter, compiled at create.
     pub seccomp: Option<seccomp::Compiled>,
+    /// Root emulation's filter and the ids it is for, when it applies.
+    pub rootemu: Option<(seccomp::Compiled, crate::rootemu::Single)>,
     /// Per mount of the plan, the detached idmapped tree `create` made.
     pub idmapped: Vec<Option<OwnedFd>>,
     /// `run` without `--detach`: the program dies with the hutch that waits
@@ -327,6 +329,7 @@ fn start_path(
     become_program(
         &plan.process,
         args.seccomp.as_ref(),
+        args.rootemu.as_ref(),
         args.setgroups_allowed,
         args.preserve_fds,
         armed,
@@ -339,6 +342,7 @@ fn start_path(
 pub(crate) fn become_program(
     p: &crate::spec::ProcessPlan,
     filter: Option<&seccomp::Compiled>,
+    rootemu: Option<&(seccomp::Compiled, crate::rootemu::Single)>,
     setgroups_allowed: bool,
     preserve_fds: u32,
     armed: impl FnOnce() -> Result<()>,
@@ -362,6 +366,12 @@ pub(crate) fn become_program(
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().map_err(|e| Error::call("set no_new_privs", e))?;
     }
+    // Root emulation's supervisor is forked before any filter, and its
+    // filter goes in first, while this process may still install one. The
+    // calls this process makes until execve run as they are.
+    let _armed = rootemu
+        .map(|(f, ids)| crate::rootemu::start(f, *ids))
+        .transpose()?;
     // Installing a filter without no_new_privs takes CAP_SYS_ADMIN, which
     // become_user may drop: then it goes in now, and the filter must allow
     // the calls that follow (as runc does). With no_new_privs it waits for

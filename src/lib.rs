@@ -19,11 +19,16 @@
 //!   over D-Bus by hutch itself, `src/dbus/`).
 //! - Not a security policy: it applies what the config asks, never more
 //!   privilege than its caller has. See SECURITY.md.
-//! - Not a daemon: nothing of hutch runs between operations.
+//! - Not a daemon: nothing of hutch runs between operations, but for root
+//!   emulation's supervisor in a container that maps one id (`rootemu`): a
+//!   fork of the container process, a child of its program, that lives
+//!   and dies with the container.
 //!
 //! # Kernel floor
 //! Linux 5.12: `openat2` (5.6), `pidfd_open` (5.3), `close_range` (5.11),
-//! `mount_setattr` (5.12), `open_tree`/`move_mount` (5.2).
+//! `mount_setattr` (5.12), `open_tree`/`move_mount` (5.2); root emulation
+//! also uses seccomp user notification with `SECCOMP_USER_NOTIF_FLAG_CONTINUE`
+//! (5.5) and `pidfd_getfd` (5.6).
 //!
 //! # Threads
 //! hutch is single-threaded, and must stay so: a process with threads
@@ -52,6 +57,7 @@ pub mod mount;
 pub mod netlink;
 pub mod ns;
 pub mod process;
+pub mod rootemu;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;

@@ -55,6 +55,9 @@ pub struct SeccompPlan {
     pub spec_allow: bool,
     /// In the config's order.
     pub rules: Vec<RulePlan>,
+    /// Calls of architectures not listed pass (root emulation's filter);
+    /// a config's profile kills them, as libseccomp does by default.
+    pub other_arches_allowed: bool,
 }
 
 /// One rule: these syscalls, when all `args` checks hold, get `action`.
@@ -127,6 +130,7 @@ pub fn plan(s: &LinuxSeccomp) -> Result<SeccompPlan> {
         tsync,
         spec_allow,
         rules,
+        other_arches_allowed: false,
     })
 }
 
@@ -312,6 +316,15 @@ pub fn compile(p: &SeccompPlan, cache_root: &Path) -> Result<Compiled> {
     Ok(Compiled { program, flags })
 }
 
+/// Compile the plan without the cache: for a small filter whose cache
+/// file would be the only thing hutch leaves in a state directory (root
+/// emulation's; a shared `--root`, as Slurm's, must stay empty).
+pub fn compile_uncached(p: &SeccompPlan) -> Result<Compiled> {
+    let flags = u32::from(p.tsync) | u32::from(p.log) << 1 | u32::from(p.spec_allow) << 2;
+    let program = export(&build(p)?)?;
+    Ok(Compiled { program, flags })
+}
+
 /// Install a compiled filter on the calling thread. It does not set
 /// no_new_privs: hutch sets that only when `process.noNewPrivileges` asks,
 /// and otherwise loads the filter while it still has CAP_SYS_ADMIN in its
@@ -319,6 +332,13 @@ pub fn compile(p: &SeccompPlan, cache_root: &Path) -> Result<Compiled> {
 pub fn load(c: &Compiled) -> Result<()> {
     crate::sys::seccomp_set_filter(&c.program, c.flags)
         .map_err(|e| Error::call("load the seccomp filter", e))
+}
+
+/// Install a compiled filter whose rules notify, and return its user
+/// notification fd (see `rootemu`).
+pub fn load_with_listener(c: &Compiled) -> Result<std::os::fd::OwnedFd> {
+    crate::sys::seccomp_set_filter_listener(&c.program, c.flags)
+        .map_err(|e| Error::call("load the root emulation filter", e))
 }
 
 fn cache_key(p: &SeccompPlan) -> u64 {
@@ -390,6 +410,10 @@ pub fn build(p: &SeccompPlan) -> Result<ScmpFilterContext> {
     if p.spec_allow {
         ctx.set_ctl_ssb(true)
             .map_err(|e| fail("set SPEC_ALLOW", e))?;
+    }
+    if p.other_arches_allowed {
+        ctx.set_act_badarch(ScmpAction::Allow)
+            .map_err(|e| fail("let other architectures pass", e))?;
     }
     for &a in &p.arches {
         ctx.add_arch(a)

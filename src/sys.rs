@@ -484,6 +484,14 @@ pub fn reset_signals() {
     );
 }
 
+/// `signal(sig, SIG_IGN)` for each of `sigs`.
+pub fn ignore_signals(sigs: &[Signal]) {
+    for &sig in sigs {
+        // SAFETY: SIG_IGN runs no code of ours in signal context.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
+    }
+}
+
 /// `personality(persona)`.
 pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
     // SAFETY: plain integer argument.
@@ -529,9 +537,9 @@ fn io_errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
-/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog)`: install a compiled
-/// BPF program (an array of 8-byte `sock_filter`s) on this thread.
-pub fn seccomp_set_filter(program: &[u8], flags: u32) -> nix::Result<()> {
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog)`, returning what the
+/// kernel returns.
+fn set_filter(program: &[u8], flags: u32) -> nix::Result<libc::c_long> {
     if program.is_empty() || program.len() % 8 != 0 || program.len() / 8 > u16::MAX as usize {
         return Err(Errno::EINVAL);
     }
@@ -559,6 +567,102 @@ pub fn seccomp_set_filter(program: &[u8], flags: u32) -> nix::Result<()> {
             &prog as *const libc::sock_fprog,
         )
     };
+    Errno::result(ret)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog)`: install a compiled
+/// BPF program (an array of 8-byte `sock_filter`s) on this thread.
+pub fn seccomp_set_filter(program: &[u8], flags: u32) -> nix::Result<()> {
+    set_filter(program, flags).map(drop)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags | SECCOMP_FILTER_FLAG_NEW_LISTENER,
+/// &prog)`: as [`seccomp_set_filter`], returning the filter's user
+/// notification fd (close-on-exec).
+pub fn seccomp_set_filter_listener(program: &[u8], flags: u32) -> nix::Result<OwnedFd> {
+    const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 1 << 3;
+    let fd = set_filter(program, flags | SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
+    // SAFETY: the kernel just returned this new fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_getfd(pidfd, fd, 0)`: a copy of another process's fd
+/// (close-on-exec).
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: RawFd) -> nix::Result<OwnedFd> {
+    // SAFETY: integer arguments; the result is a new fd we own.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    let fd = Errno::result(ret)?;
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `close_range(first, ~0U, 0)`: close every fd from `first` up.
+pub fn close_from(first: u32) -> nix::Result<()> {
+    // SAFETY: plain integer arguments; the caller owns no fd from `first`
+    // up that it uses afterwards.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// `close_range` over every fd from `first` up except `keep`.
+pub fn close_from_except(first: u32, keep: RawFd) -> nix::Result<()> {
+    let keep = keep as u32;
+    if keep < first {
+        return close_from(first);
+    }
+    // SAFETY: plain integer arguments; the caller uses none of these fds
+    // afterwards.
+    if keep > first {
+        let ret = unsafe { libc::syscall(libc::SYS_close_range, first, keep - 1, 0) };
+        Errno::result(ret)?;
+    }
+    close_from(keep + 1)
+}
+
+/// `recvmsg` of one fd sent with `SCM_RIGHTS` (close-on-exec); `None` at
+/// EOF or when the message carries no fd.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> nix::Result<Option<OwnedFd>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            fds.extend(v);
+        }
+    }
+    // SAFETY: SCM_RIGHTS just installed these fds in this process; each is
+    // owned once here.
+    let mut owned: Vec<OwnedFd> = fds
+        .into_iter()
+        .map(|f| unsafe { OwnedFd::from_raw_fd(f) })
+        .collect();
+    Ok(if owned.is_empty() {
+        None
+    } else {
+        Some(owned.swap_remove(0))
+    })
+}
+
+/// `fchownat(dirfd, path, uid, gid, flags)` with raw ids (`u32::MAX`
+/// leaves one unchanged) and any `AT_*` flags (nix has no `AT_EMPTY_PATH`
+/// here).
+pub fn fchownat(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    uid: u32,
+    gid: u32,
+    flags: i32,
+) -> nix::Result<()> {
+    // SAFETY: `path` is a valid C string alive across the call.
+    let ret = unsafe { libc::fchownat(dirfd.as_raw_fd(), path.as_ptr(), uid, gid, flags) };
     Errno::result(ret).map(drop)
 }
 

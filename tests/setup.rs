@@ -131,15 +131,19 @@ fn process_user_must_be_mapped() {
 
 #[test]
 fn pid_namespace_makes_the_program_pid_1() {
-    let b = sh("echo $$; ps -o pid | wc -l");
+    let b = sh("echo $$; ps -o pid,comm | grep -vc hutch-rootemu; ps -o comm | grep -c hutch-rootemu; true");
     let out = output_of(&b);
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("1"));
-    // Only sh, ps and wc are visible (plus the header line).
+    // Only sh, ps and grep are visible (plus the header line)...
     assert!(
         lines.next().unwrap().trim().parse::<u32>().unwrap() <= 4,
         "{out}"
     );
+    // ... and, with one id mapped (a plain user's default), root
+    // emulation's supervisor (README).
+    let supervisors = if who() == Who::Root { "0" } else { "1" };
+    assert_eq!(lines.next(), Some(supervisors), "{out}");
 }
 
 #[test]

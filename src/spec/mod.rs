@@ -77,6 +77,8 @@ pub struct Plan {
     /// `linux.timeOffsets`, as `/proc/self/timens_offsets` takes them.
     pub time_offsets: String,
     pub annotations: BTreeMap<String, String>,
+    /// Root emulation where it applies (`rootemu`); off by annotation.
+    pub root_emulation: bool,
     /// The container's cgroup v2 (`None`: hutch does no cgroup I/O).
     pub cgroup: Option<crate::cgroup::CgroupPlan>,
 }
@@ -227,6 +229,7 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         time_offsets,
         net_devices,
         memory_policy,
+        root_emulation: root_emulation(&annotations)?,
         annotations,
         cgroup,
     })
@@ -408,6 +411,21 @@ pub fn container_path(field: &str, p: &Path) -> Result<PathBuf> {
         return Err(Error::Config(format!("{field}: path contains a NUL byte")));
     }
     Ok(out)
+}
+
+/// The annotation that turns root emulation (`rootemu`) off for one
+/// container.
+pub const ROOT_EMULATION: &str = "org.hutch.root-emulation";
+
+/// Root emulation is on unless the annotation says `false`.
+fn root_emulation(annotations: &BTreeMap<String, String>) -> Result<bool> {
+    match annotations.get(ROOT_EMULATION).map(String::as_str) {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(Error::Config(format!(
+            "annotations: {ROOT_EMULATION} is `{other}`, not true or false"
+        ))),
+    }
 }
 
 #[cfg(test)]
