@@ -1,6 +1,6 @@
 //! The operations on a live container's cgroup: `pause`, `resume`,
 //! `update`, `events` and `ps`, one public function each. Like the
-//! lifecycle operations (container.rs) they check the status first
+//! lifecycle operations (src/container/) they check the status first
 //! (read from the kernel, see state.rs), then act through the cgroup
 //! interface (`cgroup::reopen` on the entry's record), whatever backend
 //! made the cgroup.

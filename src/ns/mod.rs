@@ -1,7 +1,7 @@
 //! Namespaces: which ones the container process is cloned into, joining
 //! existing ones by path, and the id maps of a new user namespace.
 //!
-//! These are steps; the order they run in is decided by `container.rs`
+//! These are steps; the order they run in is decided by `container/create.rs`
 //! (create) and `init.rs` (the start path).
 
 pub mod idmap;
