@@ -117,6 +117,27 @@ pub fn read_keyed(dir: BorrowedFd<'_>, name: &str) -> Vec<(String, u64)> {
 }
 
 /// Why a cgroup could not be had without it being an error.
+/// Freeze or thaw (`on`) the cgroup at `path`: call `reached` until it
+/// says the freezer got there, for at most 5 s (then ETIMEDOUT naming the
+/// step and the cgroup). Both backends ask the kernel and wait the same way.
+pub fn wait_for_freezer(
+    path: &Path,
+    on: bool,
+    mut reached: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if reached()? {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let step = if on { "freeze" } else { "thaw" };
+            return Err(Error::sys(step, path, Errno::ETIMEDOUT));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 pub fn not_delegated(e: Errno) -> bool {
     matches!(e, Errno::EACCES | Errno::EPERM | Errno::EROFS)
 }

@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
@@ -385,22 +384,12 @@ impl Part {
     /// Freeze (`FROZEN`) or thaw (`THAWED`), and wait until the freezer says so.
     pub fn set_frozen(&self, on: bool) -> Result<()> {
         let want = if on { "FROZEN" } else { "THAWED" };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
+        // v1 may stop at FREEZING: the state is written again each time.
+        fs::wait_for_freezer(&self.path, on, || {
             fs::write(self.dir(), "freezer.state", want)
                 .map_err(|e| Error::sys("write", self.path.join("freezer.state"), e))?;
-            if self.freezer_state()? == want {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Error::sys(
-                    if on { "freeze" } else { "thaw" },
-                    &self.path,
-                    Errno::ETIMEDOUT,
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+            Ok(self.freezer_state()? == want)
+        })
     }
 
     fn freezer_state(&self) -> Result<String> {

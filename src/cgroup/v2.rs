@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
@@ -304,20 +303,7 @@ impl Cgroup {
         let value = if on { "1" } else { "0" };
         fs::write(self.dir(), "cgroup.freeze", value)
             .map_err(|e| Error::sys("write", self.path.join("cgroup.freeze"), e))?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if self.is_frozen()? == on {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Error::sys(
-                    if on { "freeze" } else { "thaw" },
-                    &self.path,
-                    Errno::ETIMEDOUT,
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        fs::wait_for_freezer(&self.path, on, || Ok(self.is_frozen()? == on))
     }
 
     pub fn is_frozen(&self) -> Result<bool> {
