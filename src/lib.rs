@@ -62,6 +62,7 @@ pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod specgen;
+pub mod fuse;
 pub mod squashfs;
 pub mod state;
 pub mod sync;
