@@ -2,9 +2,15 @@
 //! answered from a [`Filesystem`]. Single-threaded, no libfuse: hutch forks
 //! it (without exec) to serve a SquashFS root (`squashfs/`).
 //!
-//! (Skeleton: the server loop is in `server.rs`.)
+//! `proto.rs` is the wire format, `server.rs` the loop that answers the
+//! kernel.
 
 use nix::errno::Errno;
+
+mod proto;
+pub mod server;
+
+pub use server::{serve, serve_with, Options};
 
 /// The node id the kernel gives the mount's root directory.
 pub const ROOT: u64 = 1;
