@@ -95,3 +95,6 @@ pub trait Filesystem {
     fn has_xattrs(&self) -> bool;
     fn statfs(&mut self) -> StatFs;
 }
+
+#[cfg(test)]
+mod tests;

@@ -158,7 +158,11 @@ impl Session {
     fn reply(&self, unique: u64, error: i32) -> std::io::Result<()> {
         let header = proto::out_header(unique, error, self.out.len());
         let iov = [IoSlice::new(&header), IoSlice::new(&self.out)];
-        let iov = if self.out.is_empty() { &iov[..1] } else { &iov[..] };
+        let iov = if self.out.is_empty() {
+            &iov[..1]
+        } else {
+            &iov[..]
+        };
         match nix::sys::uio::writev(self.fuse.as_fd(), iov) {
             // ENOENT: the request was interrupted and is gone. ENODEV:
             // the connection ended; the next read says so.
