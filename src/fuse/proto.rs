@@ -190,7 +190,7 @@ pub fn out_header(unique: u64, error: i32, body_len: usize) -> [u8; OUT_HEADER_L
     h
 }
 
-/// Appends little helpers to a reply body being built.
+/// Appending a field to a structure being built, in the host's byte order.
 pub trait Put {
     fn u16(&mut self, v: u16);
     fn u32(&mut self, v: u32);
