@@ -193,3 +193,7 @@ impl Filesystem for Tree {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tree_tests.rs"]
+mod tests;
