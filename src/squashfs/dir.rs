@@ -141,18 +141,22 @@ impl Image {
         };
         while len > 0 {
             len = len.checked_sub(HEADER_SIZE).ok_or(Errno::EIO)?;
-            let count = self.meta_u32(&mut cur)?.checked_add(1).ok_or(Errno::EIO)?;
-            let block = self.meta_u32(&mut cur)?;
-            let base = self.meta_u32(&mut cur)?;
+            let mut raw = [0u8; HEADER_SIZE as usize];
+            self.read_meta(&mut cur, &mut raw)?;
+            let u32_at =
+                |o: usize| u32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
+            let count = u32_at(0).checked_add(1).ok_or(Errno::EIO)?;
+            let (block, base) = (u32_at(4), u32_at(8));
             if count > HEADER_MAX {
                 return Err(Errno::EIO);
             }
             for _ in 0..count {
                 len = len.checked_sub(ENTRY_SIZE).ok_or(Errno::EIO)?;
-                let offset = self.meta_u16(&mut cur)?;
-                let delta = self.meta_u16(&mut cur)? as i16;
-                let kind = self.meta_u16(&mut cur)?;
-                let name_len = usize::from(self.meta_u16(&mut cur)?) + 1;
+                let mut raw = [0u8; ENTRY_SIZE as usize];
+                self.read_meta(&mut cur, &mut raw)?;
+                let u16_at = |o: usize| u16::from_le_bytes([raw[o], raw[o + 1]]);
+                let (offset, delta, kind) = (u16_at(0), u16_at(2) as i16, u16_at(4));
+                let name_len = usize::from(u16_at(6)) + 1;
                 len = len.checked_sub(name_len as u64).ok_or(Errno::EIO)?;
                 if name_len > NAME_MAX {
                     return Err(Errno::EIO);

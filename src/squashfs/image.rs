@@ -149,6 +149,9 @@ pub struct Image {
     pub sb: Superblock,
     decompressor: Decompressor,
     metadata: Lru<Metablock>,
+    /// The metadata block used last: reads are mostly sequential, and
+    /// this spares them the cache's hashing.
+    last: Option<(u64, Rc<Metablock>)>,
     blocks: Lru<Vec<u8>>,
     pointers: Lru<u64>,
     /// Block lists of recently read files (`inode.rs`).
@@ -173,6 +176,7 @@ impl Image {
             sb,
             decompressor,
             metadata: Lru::new(METADATA_CACHE),
+            last: None,
             blocks: Lru::new(BLOCK_CACHE),
             pointers: Lru::new(POINTER_CACHE),
             files: Lru::new(32),
@@ -193,7 +197,12 @@ impl Image {
     /// The metadata block at disk position `pos`: a 16-bit header (size on
     /// disk, and whether it is stored as is) and up to 8 KiB of data.
     pub fn metablock(&mut self, pos: u64) -> Result<Rc<Metablock>, Errno> {
+        match &self.last {
+            Some((at, b)) if *at == pos => return Ok(Rc::clone(b)),
+            _ => {}
+        }
         if let Some(b) = self.metadata.get(pos) {
+            self.last = Some((pos, Rc::clone(&b)));
             return Ok(b);
         }
         let avail = self.sb.bytes_used.checked_sub(pos).ok_or(Errno::EIO)?;
@@ -223,6 +232,7 @@ impl Image {
             next: pos + 2 + len as u64,
         });
         self.metadata.insert(pos, Rc::clone(&block));
+        self.last = Some((pos, Rc::clone(&block)));
         Ok(block)
     }
 
