@@ -280,9 +280,9 @@ impl Image {
         } else {
             file.size / bs
         };
-        // The list is in the inode table, inside the image: a size that
-        // needs a longer list is corrupt (and must not size an allocation).
-        if count > (self.sb.bytes_used / 4) {
+        // The list is in the inode table: a size that needs a longer list
+        // is corrupt (and must not size an allocation).
+        if count > (self.sb.directory_table - self.sb.inode_table) / 4 {
             return Err(Errno::EIO);
         }
         let mut blocks = Vec::with_capacity(count as usize);

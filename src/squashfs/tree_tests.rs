@@ -443,6 +443,25 @@ fn corrupt_images_give_errors_not_panics() {
             walk_anyhow(&mut t, ROOT, 0, &mut 0);
         }
     }
+    // Opening reads the superblock only: an image whose tables are all
+    // zeros opens, and fails on first use.
+    let mut copy = good.clone();
+    copy[96..].fill(0);
+    fs::write(&bad, &copy).unwrap();
+    let mut t = open(&bad).unwrap();
+    assert_eq!(t.getattr(ROOT), Err(Errno::EIO));
+    assert_eq!(t.lookup(ROOT, b"large").err(), Some(Errno::EIO));
+    // Forged node ids into the middle of inodes: errors or nonsense, no
+    // panic.
+    let mut t = open(&img).unwrap();
+    for offset in (0..3000).step_by(3) {
+        let node = offset + 2;
+        let _ = t.getattr(node);
+        let _ = t.readlink(node);
+        let _ = t.read(node, 0, 4096, &mut Vec::new());
+        let _ = t.readdir(node, 0, &mut |_| true);
+        let _ = t.listxattr(node);
+    }
     // A truncated copy is refused at open.
     let used = u64::from_le_bytes(good[40..48].try_into().unwrap()) as usize;
     for len in [0, 50, 96, used / 2, used - 1] {
