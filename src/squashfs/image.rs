@@ -10,7 +10,10 @@
 //! The layout (all little-endian): the superblock; an optional compressor
 //! options metadata block; the data and fragment blocks; then the inode
 //! table, directory table, fragment table, export table, id table and
-//! xattr tables, whose positions the superblock gives.
+//! xattr tables, whose positions the superblock gives. The compressor
+//! options block (superblock flag 0x0400) only tunes compression: reading
+//! needs nothing from it, and since nothing here reads the image in
+//! sequence, it is skipped without a look.
 //! Inodes are in `inode.rs`, directory listings in `dir.rs`, extended
 //! attributes in `xattr.rs`.
 
