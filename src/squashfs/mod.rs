@@ -14,6 +14,14 @@
 //! hutch). Why an exec'd `squashfuse_ll` rather than a server in hutch:
 //! ARCHITECTURE.md ("SquashFS images").
 
+mod cache;
+mod decompress;
+mod dir;
+pub mod image;
+mod inode;
+pub mod tree;
+mod xattr;
+
 use std::io::Read as _;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
