@@ -55,43 +55,6 @@ struct Supervisor {
     handled: u64,
 }
 
-/// Overwrite this process's command line with `hutch-rootemu`. The
-/// supervisor is a fork of hutch, whose arguments name host paths (the
-/// bundle, the state directory); the container's `ps` would show them.
-/// The arguments are this process's own memory, written through
-/// `/proc/self/mem` between `arg_start` and `arg_end` (`/proc/self/stat`
-/// fields 48 and 49), which needs no privilege. Best effort: without a
-/// `/proc` the line stays.
-fn blank_command_line() {
-    use std::io::Write;
-    use std::os::unix::fs::FileExt;
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return;
-    };
-    // After the command's `)` comes field 3; arg_start is field 48.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return;
-    };
-    let fields: Vec<u64> = rest
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let (Some(&start), Some(&end)) = (fields.get(45), fields.get(46)) else {
-        return;
-    };
-    if end <= start {
-        return;
-    }
-    let mut line = b"hutch-rootemu".to_vec();
-    line.resize((end - start) as usize, 0);
-    let last = line.len() - 1;
-    line[last] = 0;
-    if let Ok(mut mem) = std::fs::OpenOptions::new().write(true).open("/proc/self/mem") {
-        let _ = mem.write_all_at(&line, start);
-        let _ = mem.flush();
-    }
-}
-
 fn serve(sock: OwnedFd, mapped: Single) -> nix::Result<()> {
     sys::close_from_except(3, sock.as_raw_fd())?;
     if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
@@ -106,10 +69,9 @@ fn serve(sock: OwnedFd, mapped: Single) -> nix::Result<()> {
     }
     // /proc/self/mem belongs to root while the process is not dumpable
     // (exec's process is not): dumpable for that write, not after it.
-    let _ = nix::sys::prctl::set_dumpable(true);
-    blank_command_line();
-    let _ = nix::sys::prctl::set_dumpable(false);
-    let _ = nix::sys::prctl::set_name(c"hutch-rootemu");
+    // The supervisor is a fork of hutch, whose arguments name host paths
+    // (the bundle, the state directory); the container's `ps` would show them.
+    sys::set_command_line(b"hutch-rootemu", c"hutch-rootemu");
 
     let Some(listener) = sys::recv_fd(sock.as_fd())? else {
         return Ok(());

@@ -43,6 +43,18 @@ pub fn cloexec_from(first: u32) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
+/// Take ownership of an fd this process holds by number, placed there on
+/// purpose (a forked server's fds, put in place with dup2 before the rest
+/// was closed): `None` if it is not open.
+pub fn take_fd(fd: RawFd) -> Option<OwnedFd> {
+    if !fd_is_open(fd) {
+        return None;
+    }
+    // SAFETY: the fd is open, and by the caller's contract nothing else in
+    // the process owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `close_range(first, ~0U, 0)`: close every fd from `first` up.
 pub fn close_from(first: u32) -> nix::Result<()> {
     // SAFETY: plain integer arguments; the caller owns no fd from `first`

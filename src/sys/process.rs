@@ -280,3 +280,44 @@ pub fn loopback_up() -> nix::Result<()> {
     }
     Ok(())
 }
+
+/// Show `line` (NUL-separated arguments) as this process's command line
+/// and `name` as its name: a fork of hutch that lives on (root
+/// emulation's supervisor, an image server) would otherwise show hutch's
+/// arguments, which name host paths. The arguments are this process's own
+/// memory, rewritten through `/proc/self/mem` between `arg_start` and
+/// `arg_end` (`/proc/self/stat` fields 48 and 49), which needs no
+/// privilege; a `line` longer than that area is cut. Best effort: without
+/// a `/proc` the line stays. Leaves the process not dumpable.
+pub fn set_command_line(line: &[u8], name: &std::ffi::CStr) {
+    use std::os::unix::fs::FileExt;
+    let _ = nix::sys::prctl::set_name(name);
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // After the command's `)` comes field 3; arg_start is field 48.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return;
+    };
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let (Some(&start), Some(&end)) = (fields.get(45), fields.get(46)) else {
+        return;
+    };
+    if end <= start {
+        return;
+    }
+    let mut area = line.to_vec();
+    area.resize((end - start) as usize, 0);
+    let last = area.len() - 1;
+    area[last] = 0;
+    // /proc/self/mem belongs to root while the process is not dumpable
+    // (exec's process is not): dumpable for that write, not after it.
+    let _ = nix::sys::prctl::set_dumpable(true);
+    if let Ok(mem) = std::fs::OpenOptions::new().write(true).open("/proc/self/mem") {
+        let _ = mem.write_all_at(&area, start);
+    }
+    let _ = nix::sys::prctl::set_dumpable(false);
+}
