@@ -341,6 +341,26 @@ pub fn load_with_listener(c: &Compiled) -> Result<std::os::fd::OwnedFd> {
         .map_err(|e| Error::call("load the root emulation filter", e))
 }
 
+/// Confine the calling process to the system calls named in `allowed`:
+/// any other fails with EPERM (not a kill: a call forgotten here makes an
+/// error, not a dead process). Sets no_new_privs. For hutch's own helper
+/// processes that parse untrusted input (the SquashFS server).
+pub fn confine(allowed: &[&str]) -> Result<()> {
+    let fail = |step: &str, e: libseccomp::error::SeccompError| {
+        Error::call(format!("seccomp: {step}"), errno(&e))
+    };
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Errno(libc::EPERM))
+        .map_err(|e| fail("make the filter", e))?;
+    for name in allowed {
+        // A name this libseccomp does not know is a call it cannot make.
+        if let Ok(call) = ScmpSyscall::from_name(name) {
+            ctx.add_rule(ScmpAction::Allow, call)
+                .map_err(|e| fail(&format!("allow {name}"), e))?;
+        }
+    }
+    ctx.load().map_err(|e| fail("load the filter", e))
+}
+
 fn cache_key(p: &SeccompPlan) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
