@@ -50,17 +50,16 @@ pub(super) fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawn
     // exit statuses 127 and 126 depend on it). (Not seen in an image, which
     // is mounted later.)
     crate::process::check_program(&plan)?;
-    // Real root without a user namespace mounts an image with the
-    // kernel's squashfs; anyone else through FUSE and a server.
-    plan.root_kernel = plan.root_image.is_some()
-        && g.host.euid == 0
+    // Real root without a user namespace may mount an image with the
+    // kernel's squashfs; anyone else goes through FUSE and a server.
+    let real_root = g.host.euid == 0
         && g.host.initial_userns
         && matches!(plan.userns, UserNs::Inherit)
         && Path::new("/dev/loop-control").exists();
     let server = plan
         .root_image
         .as_deref()
-        .map(|image| squashfs::check_plan(&plan, image))
+        .map(|image| squashfs::check_plan(&plan, image, real_root))
         .transpose()?;
     let pid_file = opts
         .pid_file
@@ -78,9 +77,9 @@ pub(super) fn spawn(g: &Globals, id: &str, opts: &CreateOptions) -> Result<Spawn
     fault::point("create:reserved");
     // An image is mounted by the container process on a directory of the
     // entry, which is then the root the start path works on.
-    if let Some(program) = server {
+    if let Some(serve) = server {
         plan.rootfs = entry.path.join(state::ROOT_MOUNT);
-        plan.root_server = (!plan.root_kernel).then_some(program);
+        plan.root_server = Some(serve);
         plan.root_readonly = true;
     }
     match entry
@@ -285,8 +284,9 @@ fn clone_container(
         }
         sync::send(parent_sock.as_fd(), &Msg::MapsWritten)
             .map_err(|e| Error::call("signal the container process", e))?;
-        if let (Some(image), Some(program)) = (&plan.root_image, &plan.root_server) {
-            server = Some(serve_image(parent_sock.as_fd(), program, image)?);
+        let fuse_server = plan.root_server.as_ref().filter(|s| **s != squashfs::Serve::Kernel);
+        if let (Some(image), Some(how)) = (&plan.root_image, fuse_server) {
+            server = Some(serve_image(parent_sock.as_fd(), how, image)?);
             fault::point("create:served");
         }
         match sync::recv_with_fd(parent_sock.as_fd()) {
@@ -360,9 +360,13 @@ fn clone_container(
 
 /// Take the `/dev/fuse` fd the container process mounted the image with,
 /// and start the server on it.
-fn serve_image(sock: BorrowedFd<'_>, program: &Path, image: &Path) -> Result<squashfs::Server> {
+fn serve_image(
+    sock: BorrowedFd<'_>,
+    how: &squashfs::Serve,
+    image: &Path,
+) -> Result<squashfs::Server> {
     match sync::recv_with_fd(sock) {
-        Ok(Some((Msg::Fd, Some(fuse)))) => squashfs::start_server(program, image, fuse),
+        Ok(Some((Msg::Fd, Some(fuse)))) => squashfs::start_server(how, image, fuse),
         Ok(Some((Msg::Error(text), _))) => Err(Error::Container(text)),
         Ok(_) => Err(Error::Container(
             "the container process exited during create".into(),

@@ -27,7 +27,7 @@ pub fn mount_image(plan: &Plan, sync_fd: BorrowedFd<'_>) -> Result<()> {
     let named = |what: String| Error::Container(format!("root.path `{}`: {what}", image.display()));
     // Cut off from the host first: the mount must not propagate out.
     super::set_root_propagation(MsFlags::MS_SLAVE | MsFlags::MS_REC)?;
-    if plan.root_kernel {
+    if plan.root_server == Some(crate::squashfs::Serve::Kernel) {
         mount_loop(plan, image).map_err(|(step, e)| named(format!("{step}: {}", e.desc())))?;
     } else {
         mount_fuse(plan, sync_fd).map_err(named)?;

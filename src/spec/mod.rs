@@ -43,11 +43,9 @@ pub struct Plan {
     pub root_readonly: bool,
     /// `root.path` names a SquashFS image file: the image (see squashfs.rs).
     pub root_image: Option<PathBuf>,
-    /// The program that serves it (set by `create`).
-    pub root_server: Option<PathBuf>,
-    /// The image goes through the kernel's squashfs and a loop device
-    /// (real root without a user namespace; set by `create`).
-    pub root_kernel: bool,
+    /// Who serves it: the kernel's squashfs, hutch or a program through
+    /// FUSE (set by `create`).
+    pub root_server: Option<crate::squashfs::Serve>,
     /// Propagation of the container's mounts (`MS_SLAVE|MS_REC` by default).
     pub rootfs_propagation: MsFlags,
     pub mounts: Vec<MountPlan>,
@@ -209,7 +207,6 @@ pub fn plan(spec: &Spec, bundle: &Path, host: Host) -> Result<Plan> {
         root_readonly,
         root_image,
         root_server: None,
-        root_kernel: false,
         rootfs_propagation,
         mounts,
         minimal_dev,

@@ -4,15 +4,17 @@
 //! `root.path` may name a SquashFS file instead of a directory. The
 //! container process mounts it with FUSE in its own user and mount
 //! namespaces at `create` (`mount/fuse.rs`) and hands the `/dev/fuse` fd
-//! back to `create`, which starts the server here: Debian's `squashfuse_ll`,
-//! given the fd as `/dev/fd/3`. The server runs in hutch's namespaces, not
-//! the container's, so nothing in the container can see or trace it, and it
-//! keeps no reference to the container's mount namespace: when the last
-//! process of that namespace is gone, the mount goes, the kernel aborts the
-//! FUSE connection and the server's read gets ENODEV, and it exits. That
-//! holds however the container ends (exit, `kill`, `delete`, a SIGKILLed
-//! hutch). Why an exec'd `squashfuse_ll` rather than a server in hutch:
-//! ARCHITECTURE.md ("SquashFS images").
+//! back to `create`, which starts the server here: hutch itself, forked
+//! without exec (`image.rs` reads the image lazily, `tree.rs` answers the
+//! kernel through `fuse/`), or, for the compressors hutch does not decode
+//! (lzma, lzo, xz), Debian's `squashfuse_ll`, given the fd as `/dev/fd/3`.
+//! The server runs in hutch's namespaces, not the container's, so nothing
+//! in the container can see or trace it, and it keeps no reference to the
+//! container's mount namespace: when the last process of that namespace is
+//! gone, the mount goes, the kernel aborts the FUSE connection and the
+//! server's read gets ENODEV, and it exits. That holds however the
+//! container ends (exit, `kill`, `delete`, a SIGKILLed hutch). Why a server
+//! of hutch's own: ARCHITECTURE.md ("SquashFS images").
 
 mod cache;
 mod decompress;
@@ -41,8 +43,25 @@ const MAGIC: &[u8; 4] = b"hsqs";
 const SUPERBLOCK: usize = 96;
 /// A table that is not there (`SQUASHFS_INVALID_BLK`).
 const ABSENT: u64 = u64::MAX;
-/// The programs that can serve an image, best first.
+/// The programs that can serve an image hutch does not decode, best first.
 const SERVERS: [&str; 2] = ["squashfuse_ll", "squashfuse"];
+/// Chooses who serves every image, against the default (bench/ measures
+/// each way in the same run): `hutch`, `squashfuse` (`squashfuse_ll`, as
+/// before hutch had a server of its own), `kernel` (real root only).
+const SERVER_ENV: &str = "HUTCH_SQUASHFS_SERVER";
+
+/// Who serves an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Serve {
+    /// The kernel's squashfs on a loop device (real root without a user
+    /// namespace), no server.
+    Kernel,
+    /// hutch, forked, through FUSE (`image.rs`, `tree.rs`, `fuse/`).
+    Builtin,
+    /// A squashfuse program through FUSE, for the compressors hutch does
+    /// not decode.
+    Program(PathBuf),
+}
 
 /// True if `path` is a file that starts with the SquashFS magic.
 pub fn is_image(path: &Path) -> bool {
@@ -120,25 +139,59 @@ pub fn check(path: &Path) -> Result<()> {
 }
 
 /// What an image root needs besides a good image: a mount namespace of the
-/// container's own (the mount must go with the container), and, for
-/// FUSE, a server program. Returns the server's path (empty for the
-/// kernel's squashfs).
-pub fn check_plan(plan: &Plan, image: &Path) -> Result<PathBuf> {
+/// container's own (the mount must go with the container), and someone to
+/// serve it: hutch through FUSE, or for a compressor hutch does not
+/// decode, the kernel (real root outside any user namespace, `real_root`)
+/// or squashfuse (anyone else).
+pub fn check_plan(plan: &Plan, image: &Path, real_root: bool) -> Result<Serve> {
     if plan.namespaces.mount != NsAction::New {
         return Err(Error::Config(format!(
             "root.path `{}` is a SquashFS image: the container needs a new mount namespace of its own",
             image.display()
         )));
     }
-    if plan.root_kernel {
-        return Ok(PathBuf::new());
-    }
-    server_program().ok_or_else(|| {
+    let asked = std::env::var(SERVER_ENV).unwrap_or_default();
+    let compressor = compressor(image)?;
+    let decodes = decompress::supported(compressor);
+    // hutch's own server wherever it decodes the image: it starts faster
+    // than the kernel's squashfs on a loop device and reads faster than
+    // either (bench/squashfs.md); real root falls back on the kernel,
+    // anyone else on squashfuse.
+    let why = match asked.as_str() {
+        "" | "hutch" if decodes => return Ok(Serve::Builtin),
+        "" | "kernel" if real_root => return Ok(Serve::Kernel),
+        "kernel" => {
+            return Err(Error::Usage(format!(
+                "{SERVER_ENV}=kernel: only real root outside a user namespace mounts with the kernel's squashfs"
+            )))
+        }
+        "" | "hutch" => format!(
+            "its compressor ({}) is not one hutch decodes",
+            decompress::name(compressor)
+        ),
+        "squashfuse" => format!("{SERVER_ENV}=squashfuse"),
+        other => {
+            return Err(Error::Usage(format!(
+                "{SERVER_ENV}={other}: not hutch, squashfuse or kernel"
+            )))
+        }
+    };
+    server_program().map(Serve::Program).ok_or_else(|| {
         Error::Config(format!(
-            "root.path `{}` is a SquashFS image: no squashfuse_ll or squashfuse in PATH (Debian's package squashfuse)",
+            "root.path `{}` is a SquashFS image and {why}: no squashfuse_ll or squashfuse in PATH (Debian's package squashfuse)",
             image.display()
         ))
     })
+}
+
+/// The compressor id of the image's superblock (checked by [`check`]).
+fn compressor(path: &Path) -> Result<u16> {
+    use std::os::unix::fs::FileExt as _;
+    let mut id = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|f| f.read_exact_at(&mut id, 20))
+        .map_err(|e| Error::io("read the superblock of", path, e))?;
+    Ok(u16::from_le_bytes(id))
 }
 
 /// The first server program found in `$PATH` (or, when that is unset, in
@@ -164,29 +217,65 @@ pub struct Server {
     errors: OwnedFd,
 }
 
-/// Start `program` serving `image` on the FUSE connection `fuse` (already
-/// mounted by the container process). Its stdin and stdout are
+/// Start the server `how` serving `image` on the FUSE connection `fuse`
+/// (already mounted by the container process). Its stdin and stdout are
 /// `/dev/null`, its stderr a pipe only read when the image fails; it has a
 /// session of its own (a terminal's ^C or a caller killing create's process
 /// group must not take the container's root away) and the usual
 /// termination signals blocked: it ends when its connection does.
-pub fn start_server(program: &Path, image: &Path, fuse: OwnedFd) -> Result<Server> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let cstr = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
-    let (Some(prog), Some(img)) = (cstr(program), cstr(image)) else {
-        return Err(Error::Config(format!(
-            "root.path `{}`: a NUL in the path",
+pub fn start_server(how: &Serve, image: &Path, fuse: OwnedFd) -> Result<Server> {
+    match how {
+        Serve::Builtin => {
+            // Opened here, so that a vanished image fails `create` by name.
+            let file = std::fs::File::open(image).map_err(|e| Error::io("open", image, e))?;
+            spawn(fuse, Some(OwnedFd::from(file)), |fds| serve_builtin(fds, image))
+        }
+        Serve::Kernel => Err(Error::Container(format!(
+            "root.path `{}`: the kernel's squashfs has no server to start",
             image.display()
-        )));
-    };
-    let name = std::ffi::CString::new(
-        program
-            .file_name()
-            .map(|n| n.as_bytes().to_vec())
-            .unwrap_or_default(),
-    )
-    .unwrap_or_default();
-    let argv = [name, c"-f".into(), c"-s".into(), img, c"/dev/fd/3".into()];
+        ))),
+        Serve::Program(program) => {
+            use std::os::unix::ffi::OsStrExt as _;
+            let cstr = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).ok();
+            let (Some(prog), Some(img)) = (cstr(program), cstr(image)) else {
+                return Err(Error::Config(format!(
+                    "root.path `{}`: a NUL in the path",
+                    image.display()
+                )));
+            };
+            let name = std::ffi::CString::new(
+                program
+                    .file_name()
+                    .map(|n| n.as_bytes().to_vec())
+                    .unwrap_or_default(),
+            )
+            .unwrap_or_default();
+            let argv = [name, c"-f".into(), c"-s".into(), img, c"/dev/fd/3".into()];
+            spawn(fuse, None, move |_| {
+                let _ = nix::unistd::execv(&prog, &argv);
+                127
+            })
+        }
+    }
+}
+
+/// The fds a server child finds: the FUSE connection at 3, the image (for
+/// hutch's own server) at 4; 0 and 1 are `/dev/null`, 2 the error pipe.
+struct ServerFds;
+
+impl ServerFds {
+    const FUSE: i32 = 3;
+    const IMAGE: i32 = 4;
+}
+
+/// Fork a server child with its fds in place ([`ServerFds`]) and
+/// everything else closed, and run `body` in it; its return value is the
+/// child's exit status.
+fn spawn(
+    fuse: OwnedFd,
+    image: Option<OwnedFd>,
+    body: impl FnOnce(ServerFds) -> i32,
+) -> Result<Server> {
     let null = nix::fcntl::open(
         "/dev/null",
         OFlag::O_RDWR | OFlag::O_CLOEXEC,
@@ -195,9 +284,12 @@ pub fn start_server(program: &Path, image: &Path, fuse: OwnedFd) -> Result<Serve
     .map_err(|e| Error::sys("open", "/dev/null", e))?;
     let (errors, err_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::call("make a pipe", e))?;
-    // Above the stdio and 3, so the dup2s below cannot clobber it.
-    let fuse_hi =
-        sys::dup_at_least(fuse.as_fd(), 10).map_err(|e| Error::call("duplicate the FUSE fd", e))?;
+    // Above the stdio, 3 and 4, so the dup2s below cannot clobber them.
+    let high = |fd: &OwnedFd| {
+        sys::dup_at_least(fd.as_fd(), 10).map_err(|e| Error::call("duplicate a server fd", e))
+    };
+    let fuse_hi = high(&fuse)?;
+    let image_hi = image.as_ref().map(high).transpose()?;
     match sys::clone_process(nix::sched::CloneFlags::empty())
         .map_err(|e| Error::call("fork the SquashFS server", e))?
     {
@@ -221,16 +313,60 @@ pub fn start_server(program: &Path, image: &Path, fuse: OwnedFd) -> Result<Serve
             let ok = sys::dup_to(fd(&null), 0).is_ok()
                 && sys::dup_to(fd(&null), 1).is_ok()
                 && sys::dup_to(fd(&err_w), 2).is_ok()
-                && sys::dup_to(fd(&fuse_hi), 3).is_ok()
-                && sys::cloexec_from(4).is_ok();
-            if ok {
-                let _ = nix::unistd::execv(&prog, &argv);
+                && sys::dup_to(fd(&fuse_hi), ServerFds::FUSE).is_ok()
+                && image_hi
+                    .as_ref()
+                    .is_none_or(|i| sys::dup_to(fd(i), ServerFds::IMAGE).is_ok());
+            // Nothing of create's but these: hutch's own server does not
+            // exec, so close-on-exec would not take the rest away.
+            let first = if image_hi.is_some() { 5 } else { 4 };
+            if !ok || sys::close_from(first).is_err() {
+                sys::exit_now(127)
             }
-            sys::exit_now(127)
+            // The fds above are closed now; forget them without closing.
+            std::mem::forget((fuse, image, fuse_hi, image_hi, err_w, null, errors));
+            sys::exit_now(body(ServerFds))
         }
         Forked::Parent(pid) => {
-            drop((fuse, fuse_hi, err_w, null));
+            drop((fuse, image, fuse_hi, image_hi, err_w, null));
             Ok(Server { pid, errors })
+        }
+    }
+}
+
+/// hutch's own server, in the forked child: read the image lazily and
+/// answer the kernel until the connection ends. Returns the exit status;
+/// a reason it cannot serve goes to stderr (create's error pipe).
+fn serve_builtin(_: ServerFds, image: &Path) -> i32 {
+    use std::io::Write as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    // `ps` shows what it serves, not create's arguments.
+    let line = [b"hutch-squashfs\0", image.as_os_str().as_bytes()].concat();
+    sys::set_command_line(&line, c"hutch-squashfs");
+    // Fds 3 and 4 were placed by `spawn`; nothing else here refers to them.
+    let (fuse, file) = match (sys::take_fd(ServerFds::FUSE), sys::take_fd(ServerFds::IMAGE)) {
+        (Some(f), Some(i)) => (f, std::fs::File::from(i)),
+        _ => return 127,
+    };
+    let tree = image::Image::open(file).map(tree::Tree::new);
+    let mut tree = match tree {
+        Ok(t) => t,
+        Err(why) => {
+            let _ = writeln!(std::io::stderr(), "{why}");
+            return 1;
+        }
+    };
+    // The image is untrusted and the server outside the container: it
+    // keeps nothing but the calls that serve it.
+    if let Err(e) = confine() {
+        let _ = writeln!(std::io::stderr(), "{e}");
+        return 1;
+    }
+    match crate::fuse::serve(fuse, &mut tree) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "serving the image: {e}");
+            1
         }
     }
 }
@@ -252,7 +388,7 @@ impl Server {
         match (line.is_empty(), status) {
             (false, _) => line,
             (true, Ok(nix::sys::wait::WaitStatus::Exited(_, 127))) => {
-                "the server program could not be run".into()
+                "the server could not be started".into()
             }
             _ => String::new(),
         }
@@ -264,6 +400,30 @@ impl Server {
         drop(self.errors);
         self.pid
     }
+}
+
+/// What hutch's own server may still do once it serves: read requests and
+/// the image, write replies, manage its memory, exit (and abort).
+const SERVER_CALLS: &[&str] = &[
+    "read", "write", "writev", "pread64", "preadv", "preadv2", "close", "lseek", "fstat",
+    "newfstatat", "statx", "mmap", "munmap", "mremap", "mprotect", "madvise", "brk", "futex",
+    "getrandom", "clock_gettime", "clock_nanosleep", "sched_yield", "rt_sigreturn", "rt_sigprocmask",
+    "rt_sigaction", "sigaltstack", "restart_syscall", "getpid", "gettid", "tgkill", "exit",
+    "exit_group",
+];
+
+/// Drop every capability (root's server needs none: its fds are open) and
+/// confine the server to [`SERVER_CALLS`].
+fn confine() -> Result<()> {
+    for set in [caps::CapSet::Bounding, caps::CapSet::Inheritable, caps::CapSet::Ambient] {
+        let _ = caps::clear(None, set);
+    }
+    for set in [caps::CapSet::Effective, caps::CapSet::Permitted] {
+        caps::clear(None, set).map_err(|e| {
+            Error::Container(format!("drop the image server's capabilities: {e}"))
+        })?;
+    }
+    crate::seccomp::confine(SERVER_CALLS)
 }
 
 /// Wait (up to `limit`) for a server recorded at `create` to end, once the
