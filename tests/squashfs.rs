@@ -1,5 +1,6 @@
 //! SquashFS roots: `root.path` naming an image file. The image is served
-//! by squashfuse_ll through FUSE; these tests check what the container
+//! through FUSE by hutch itself (gzip, lz4, zstd) or by squashfuse_ll (the
+//! other compressors), and for real root by the kernel; these tests check what the container
 //! sees (a read-only root, the config's mounts on top), the errors of bad
 //! images and of an unusable /dev/fuse, and that nothing of the image is
 //! left (no server process, no mount) however the container ends.
@@ -16,25 +17,29 @@ use std::time::{Duration, Instant};
 /// A bundle whose root is a SquashFS image of the busybox tree, at
 /// `BUNDLE/image.bin` (a name without `.sqfs`: hutch goes by content).
 fn image_bundle(args: &[&str]) -> Bundle {
-    let mut b = Bundle::new(args);
-    std::fs::write(b.rootfs().join("etc/msg"), "from the image\n").unwrap();
+    image_bundle_comp(args, "gzip")
+}
+
+/// Replace the bundle's root tree by an image of it, `image.bin`.
+fn pack(b: &mut Bundle, mksquashfs: &[&str]) {
     let out = Command::new("mksquashfs")
         .arg(b.rootfs())
         .arg(b.dir.join("image.bin"))
         .args(["-noappend", "-quiet", "-no-progress", "-all-root"])
+        .args(mksquashfs)
         .output()
         .expect("mksquashfs (squashfs-tools) is needed");
     assert_ok(&out);
     std::fs::remove_dir_all(b.rootfs()).unwrap();
     b.edit(|c| c["root"]["path"] = "image.bin".into());
-    b
 }
 
 fn image(b: &Bundle) -> PathBuf {
     std::fs::canonicalize(b.dir.join("image.bin")).unwrap()
 }
 
-/// Live (not zombie) processes whose command line names `path`.
+/// Live (not zombie) processes whose command line names `path`: hutch's
+/// own server shows `hutch-squashfs IMAGE`, squashfuse its arguments.
 fn servers_of(path: &Path) -> Vec<i32> {
     let needle = path.to_string_lossy().into_owned();
     let mut out = Vec::new();
@@ -82,10 +87,23 @@ fn loops_of(path: &Path) -> Vec<String> {
     out
 }
 
-/// Real root without a user namespace (the tests' config) mounts an
-/// image with the kernel's squashfs; everyone else with FUSE.
-fn kernel_path() -> bool {
-    who() == Who::Root
+/// The images of these tests: the default (gzip), which hutch serves
+/// itself, and xz, which it does not decode: real root without a user
+/// namespace (the tests' config) mounts that one with the kernel's
+/// squashfs, everyone else with squashfuse_ll.
+const COMPRESSORS: [&str; 2] = ["gzip", "xz"];
+
+/// [`image_bundle`] with the image made by compressor `comp`.
+fn image_bundle_comp(args: &[&str], comp: &str) -> Bundle {
+    let mut b = Bundle::new(args);
+    std::fs::write(b.rootfs().join("etc/msg"), "from the image\n").unwrap();
+    pack(&mut b, &["-comp", comp]);
+    b
+}
+
+/// Whether an image made by `comp` goes through the kernel's squashfs.
+fn kernel_path(comp: &str) -> bool {
+    who() == Who::Root && comp == "xz"
 }
 
 /// Nothing of the image is left: no server, no mount, no loop device. The
@@ -147,31 +165,24 @@ fn tempdir(tag: &str) -> PathBuf {
 #[test]
 fn create_start_delete_from_an_image() {
     become_subreaper();
-    let b = image_bundle(&["sh", "-c", "cat /etc/msg; exit 3"]);
-    assert_ok(&b.create());
-    assert_eq!(b.status(), "created");
-    // Served while the container exists: by a process outside it, or for
-    // real root by the kernel, from a loop device.
-    if kernel_path() {
+    for comp in COMPRESSORS {
+        let b = image_bundle_comp(&["sh", "-c", "cat /etc/msg; exit 3"], comp);
+        assert_ok(&b.create());
+        assert_eq!(b.status(), "created");
+        // Served while the container exists: by a process outside it, or
+        // for real root by the kernel, from a loop device.
+        let served = (servers_of(&image(&b)).len(), loops_of(&image(&b)).len());
+        assert_eq!(served, if kernel_path(comp) { (0, 1) } else { (1, 0) }, "{comp}");
+        assert_ok(&b.hutch(&["start", &b.id]));
+        assert_eq!(wait_exit(b.pid()), 3);
         assert_eq!(
-            (servers_of(&image(&b)).len(), loops_of(&image(&b)).len()),
-            (0, 1)
+            std::fs::read_to_string(b.dir.join("stdout")).unwrap(),
+            "from the image\n"
         );
-    } else {
-        assert_eq!(
-            (servers_of(&image(&b)).len(), loops_of(&image(&b)).len()),
-            (1, 0)
-        );
+        assert_ok(&b.hutch(&["delete", &b.id]));
+        nothing_left(&b);
+        assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
     }
-    assert_ok(&b.hutch(&["start", &b.id]));
-    assert_eq!(wait_exit(b.pid()), 3);
-    assert_eq!(
-        std::fs::read_to_string(b.dir.join("stdout")).unwrap(),
-        "from the image\n"
-    );
-    assert_ok(&b.hutch(&["delete", &b.id]));
-    nothing_left(&b);
-    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
 }
 
 #[test]
@@ -235,29 +246,32 @@ fn kill_hutch_at(b: &Bundle, point: &str, args: &[&str]) {
 #[test]
 fn sigkill_of_hutch_at_any_point_leaves_nothing() {
     become_subreaper();
-    // (create:served: after the FUSE server starts; real root has none.)
-    let points: &[&str] = if kernel_path() {
-        &["create:cloned", "create:ready", "create:saved"]
-    } else {
-        &[
-            "create:cloned",
-            "create:served",
-            "create:ready",
-            "create:saved",
-        ]
-    };
-    for &point in points {
-        let b = image_bundle(&["sleep", "1000"]);
-        let dir = b.dir.to_str().unwrap().to_string();
-        kill_hutch_at(&b, point, &["create", "--bundle", &dir, &b.id]);
-        // A container recorded before the kill is deleted as usual.
-        assert_ok(&b.hutch(&["delete", "--force", &b.id]));
-        nothing_left(&b);
-        assert!(
-            b.state_entries().is_empty(),
-            "{point}: {:?}",
-            b.state_entries()
-        );
+    for comp in COMPRESSORS {
+        // (create:served: after the FUSE server starts; the kernel's
+        // squashfs has none.)
+        let points: &[&str] = if kernel_path(comp) {
+            &["create:cloned", "create:ready", "create:saved"]
+        } else {
+            &[
+                "create:cloned",
+                "create:served",
+                "create:ready",
+                "create:saved",
+            ]
+        };
+        for &point in points {
+            let b = image_bundle_comp(&["sleep", "1000"], comp);
+            let dir = b.dir.to_str().unwrap().to_string();
+            kill_hutch_at(&b, point, &["create", "--bundle", &dir, &b.id]);
+            // A container recorded before the kill is deleted as usual.
+            assert_ok(&b.hutch(&["delete", "--force", &b.id]));
+            nothing_left(&b);
+            assert!(
+                b.state_entries().is_empty(),
+                "{comp} {point}: {:?}",
+                b.state_entries()
+            );
+        }
     }
     // `run` SIGKILLed while its container runs: the container dies with
     // it, and the image's server and mount with the container.
@@ -347,12 +361,12 @@ fn an_unusable_dev_fuse_fails_create_naming_the_image() {
     nothing_left(&b);
 }
 
-/// Real root's images go through loop devices: without a usable
+/// Real root's xz images go through loop devices: without a usable
 /// /dev/loop-control, create fails naming the image. Plain users go
 /// through FUSE whatever /dev/loop-control is: their run works.
 #[test]
 fn no_usable_loop_control_fails_only_roots_create() {
-    let b = image_bundle(&["true"]);
+    let b = image_bundle_comp(&["true"], "xz");
     let dir = b.dir.to_str().unwrap().to_string();
     let unshare = if uid() == 0 { "-m" } else { "-Urm" };
     let out = Command::new("unshare")
@@ -370,7 +384,7 @@ fn no_usable_loop_control_fails_only_roots_create() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    if kernel_path() {
+    if kernel_path("xz") {
         assert_one_line_error(
             &out,
             &format!(
@@ -383,4 +397,121 @@ fn no_usable_loop_control_fails_only_roots_create() {
     }
     assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
     nothing_left(&b);
+}
+
+/// Give root's container a user namespace, which takes its image through
+/// FUSE like everyone else's (the kernel's squashfs is for real root
+/// outside any user namespace).
+fn through_fuse(b: &mut Bundle) {
+    if uid() == 0 {
+        b.edit(|c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            let map = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+        });
+    }
+}
+
+/// The name (`comm`) of a process.
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// hutch serves the compressors it decodes itself and hands the others
+/// (here xz and lzo) to squashfuse_ll, as it does every image with
+/// `HUTCH_SQUASHFS_SERVER=squashfuse`. Whoever serves, the container reads
+/// the same tree: a small file, the whole busybox binary (several
+/// compressed blocks and a fragment tail), a directory of 300+ entries.
+#[test]
+fn hutch_serves_what_it_decodes_and_squashfuse_the_rest() {
+    become_subreaper();
+    let busybox_sum = {
+        let b = Bundle::new(&["true"]);
+        let out = Command::new("md5sum").arg(b.rootfs().join("bin/busybox")).output().unwrap();
+        text(&out.stdout).split_whitespace().next().unwrap().to_string()
+    };
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (&["-comp", "gzip"], None, "hutch-squashfs"),
+        (&["-comp", "lz4"], None, "hutch-squashfs"),
+        (&["-comp", "zstd"], None, "hutch-squashfs"),
+        (&["-noD", "-noF"], None, "hutch-squashfs"),
+        (&["-comp", "xz"], None, "squashfuse_ll"),
+        (&["-comp", "lzo"], None, "squashfuse_ll"),
+        (&["-comp", "gzip"], Some("squashfuse"), "squashfuse_ll"),
+    ];
+    for (opts, env, server) in cases {
+        let mut b = Bundle::new(&["sh", "-c", "cat /etc/msg; md5sum /bin/busybox; ls /many | wc -l"]);
+        std::fs::write(b.rootfs().join("etc/msg"), "from the image\n").unwrap();
+        std::fs::create_dir(b.rootfs().join("many")).unwrap();
+        for n in 0..321 {
+            std::fs::write(b.rootfs().join(format!("many/entry-{n:04}")), n.to_string()).unwrap();
+        }
+        pack(&mut b, opts);
+        through_fuse(&mut b);
+        let dir = b.dir.to_str().unwrap().to_string();
+        let pid_file = format!("{dir}/pid");
+        let mut c = b.cmd(&["create", "--bundle", &dir, "--pid-file", &pid_file, &b.id]);
+        if let Some(v) = env {
+            c.env("HUTCH_SQUASHFS_SERVER", v);
+        }
+        // The container keeps these: files, not pipes that would not end.
+        c.stdout(std::fs::File::create(b.dir.join("stdout")).unwrap());
+        c.stderr(std::fs::File::create(b.dir.join("stderr")).unwrap());
+        let status = c.status().unwrap();
+        let errors = std::fs::read_to_string(b.dir.join("stderr")).unwrap();
+        assert!(status.success(), "{opts:?} {env:?}: {errors}");
+        let servers = servers_of(&image(&b));
+        assert_eq!(servers.len(), 1, "{opts:?}: {servers:?}");
+        assert_eq!(comm(servers[0]), *server, "{opts:?} {env:?}");
+        assert_ok(&b.hutch(&["start", &b.id]));
+        assert_eq!(wait_exit(b.pid()), 0, "{opts:?}");
+        let seen = std::fs::read_to_string(b.dir.join("stdout")).unwrap();
+        let lines: Vec<&str> = seen.lines().collect();
+        assert_eq!(lines.len(), 3, "{opts:?}: {seen}");
+        assert_eq!(lines[0], "from the image", "{opts:?}");
+        assert!(lines[1].starts_with(&busybox_sum), "{opts:?}: {seen}");
+        assert_eq!(lines[2].trim(), "321", "{opts:?}");
+        assert_ok(&b.hutch(&["delete", &b.id]));
+        nothing_left(&b);
+        assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+    }
+}
+
+/// A hostile image: the superblock and tables sound, a file's data
+/// garbage. Reading that file fails in the container with EIO; the server
+/// neither takes the container's root down nor hangs, and goes with it.
+#[test]
+fn damaged_data_blocks_fail_reads_not_the_container() {
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /etc/msg; cat /zz >/dev/null; echo status $?",
+    ]);
+    through_fuse(&mut b);
+    std::fs::write(b.rootfs().join("etc/msg"), "from the image\n").unwrap();
+    // 1 MiB of compressible text: several compressed blocks, which a sort
+    // file puts first, right after the 96-byte superblock.
+    let zz: String = (0..120_000).map(|n| format!("line {n}\n")).collect();
+    std::fs::write(b.rootfs().join("zz"), &zz.as_bytes()[..1 << 20]).unwrap();
+    std::fs::write(b.dir.join("sort"), "zz 32767\n").unwrap();
+    let sort = b.dir.join("sort").to_str().unwrap().to_string();
+    pack(&mut b, &["-sort", &sort]);
+    let mut img = std::fs::read(image(&b)).unwrap();
+    for byte in &mut img[104..600] {
+        *byte = 0xa5;
+    }
+    std::fs::write(image(&b), &img).unwrap();
+    let out = b.run();
+    assert_ok(&out);
+    assert_eq!(text(&out.stdout), "from the image\nstatus 1\n");
+    assert!(text(&out.stderr).contains("Input/output error"), "{}", text(&out.stderr));
+    nothing_left(&b);
+    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
 }
