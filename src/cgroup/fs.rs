@@ -33,7 +33,7 @@ impl Fs {
 
 /// What a directory is on (`None`: not a cgroup file system).
 pub fn fs_of(fd: BorrowedFd<'_>) -> nix::Result<Option<Fs>> {
-    let t = nix::sys::statfs::fstatfs(&fd)?.filesystem_type();
+    let t = nix::sys::statfs::fstatfs(fd)?.filesystem_type();
     Ok(if t == CGROUP2_SUPER_MAGIC {
         Some(Fs::V2)
     } else if t == CGROUP_SUPER_MAGIC {
