@@ -5,14 +5,17 @@
 # As root. Measures, round by round, each variant in turn:
 #   start   `hutch run` of /bin/true as tuser (and as root), root from a directory tree
 #           and from a SquashFS image of the same tree (mksquashfs
-#           defaults: gzip, 128 KiB blocks), for a busybox tree and a
-#           Debian bookworm minbase tree (integration/lib.sh debian_rootfs)
+#           defaults: gzip, 128 KiB blocks; also lz4 and zstd), for a
+#           busybox tree and a Debian bookworm minbase tree
+#           (integration/lib.sh debian_rootfs); each image served by
+#           hutch's own server and by squashfuse_ll
+#           (HUTCH_SQUASHFS_SERVER=squashfuse), and root's also by the
+#           kernel's squashfs on a loop device
 #   read    a BIG_MB (64) MiB file of the host's shared libraries read with
 #           `cat >/dev/null` from a fresh mount each round: the kernel's
 #           squashfs through a loop device (root), the same image through
-#           `hutch run` as root (kernel squashfs on a loop device) and as
-#           tuser (FUSE, squashfuse_ll), squashfuse_ll alone; the time
-#           of a `hutch run` of /bin/true from that image is subtracted
+#           `hutch run` each way, squashfuse_ll alone; the time of a
+#           `hutch run` of /bin/true from that image is subtracted
 # Writes bench/squashfs.md and bench/squashfs.json (OUT=bench).
 # Knobs: ROUNDS=20 READ_ROUNDS=5 BIG_MB=64 HUTCH=path (default: the release
 # build, made if missing) BENCH_USER=tuser KEEP=1.
@@ -53,14 +56,24 @@ log "making images ($(du -sh "$deb" | cut -f1) Debian tree, ${BIG_MB} MiB file)"
 for t in busybox debian big; do
     mksquashfs "$W/$t/" "$W/$t.sqfs" -noappend -quiet -no-progress >/dev/null
 done
+for t in busybox debian; do
+    for c in lz4 zstd; do
+        mksquashfs "$W/$t/" "$W/$t-$c.sqfs" -comp $c -noappend -quiet -no-progress >/dev/null
+    done
+done
 chmod 644 "$W"/*.sqfs
 
 # Bundles, made by the user: `hutch spec --rootless` maps root to them.
 for t in busybox debian big; do
-    for kind in tree image; do
+    kinds="tree image"; [ $t = big ] || kinds="$kinds lz4 zstd"
+    for kind in $kinds; do
         b="$W/b-$t-$kind"
         mkdir "$b"
-        path="$W/$t"; [ $kind = image ] && path="$W/$t.sqfs"
+        case $kind in
+        tree) path="$W/$t" ;;
+        image) path="$W/$t.sqfs" ;;
+        *) path="$W/$t-$kind.sqfs" ;;
+        esac
         chown "$U" "$b"
         as "$U" sh -c 'cd "$1" && "$2" spec --rootless --args /bin/true >/dev/null &&
             sed -i "s|\"path\": \"rootfs\"|\"path\": \"$3\"|" config.json' sh "$b" "$W/hutch" "$path"
@@ -83,7 +96,7 @@ env_user = {"PATH": "/usr/bin:/bin", "HOME": pw.pw_dir, "XDG_RUNTIME_DIR": f"/ru
 def as_user():
     os.setgid(pw.pw_gid); os.setgroups([]); os.setuid(pw.pw_uid)
 n = 0
-def run(bundle, args=None, user=True):
+def run(bundle, args=None, user=True, server=None):
     """Time one `hutch run` (spawn to reap), in seconds."""
     global n
     n += 1
@@ -92,9 +105,12 @@ def run(bundle, args=None, user=True):
         c = json.load(open(f"{bundle}/config.json")); c["process"]["args"] = args
         bundle2 = f"{W}/tmpb{n}"; os.mkdir(bundle2); os.chmod(bundle2, 0o755)
         json.dump(c, open(f"{bundle2}/config.json", "w")); cmd[5] = bundle2
+    env = dict(env_user) if user else {"PATH": "/usr/bin:/bin"}
+    if server:
+        env["HUTCH_SQUASHFS_SERVER"] = server
     t = time.perf_counter()
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       preexec_fn=as_user if user else None, env=env_user if user else {"PATH": "/usr/bin:/bin"})
+                       preexec_fn=as_user if user else None, env=env)
     dt = time.perf_counter() - t
     if p.returncode != 0:
         sys.exit(f"{cmd}: {p.stderr.decode()}")
@@ -103,33 +119,44 @@ os.makedirs(f"{W}/state/u", exist_ok=True); os.chown(f"{W}/state/u", pw.pw_uid, 
 os.makedirs(f"{W}/state/r", exist_ok=True)
 samples = {}
 def add(k, v): samples.setdefault(k, []).append(v)
-# start: tree and image alternate, round by round.
+# What is started, as (label, bundle kind, server): the tree, then its
+# images, each way they can be served.
+USER_WAYS = [("tree", "tree", None), ("gzip image, hutch", "image", "hutch"),
+             ("gzip image, squashfuse_ll", "image", "squashfuse"),
+             ("lz4 image, hutch", "lz4", "hutch"), ("zstd image, hutch", "zstd", "hutch")]
+ROOT_WAYS = [("tree", "tree", None), ("gzip image, kernel", "image", "kernel"),
+             ("gzip image, hutch", "image", "hutch"), ("lz4 image, kernel", "lz4", "kernel"),
+             ("lz4 image, hutch", "lz4", "hutch")]
+# start: every way in turn, round by round.
 for r in range(rounds + 2):
     for t in ("busybox", "debian"):
-        for kind in ("tree", "image"):
-            dt = run(f"{W}/b-{t}-{kind}")
-            if r >= 2: add(f"start {t} {kind}", dt)
-            # Real root, no user namespace: the image on the kernel's squashfs.
-            dt = run(f"{W}/b-{t}-{kind}-root", user=False)
-            if r >= 2: add(f"start root {t} {kind}", dt)
+        for label, kind, server in USER_WAYS:
+            dt = run(f"{W}/b-{t}-{kind}", server=server)
+            if r >= 2: add(f"start {user} {t} {label}", dt)
+        # Real root, no user namespace.
+        for label, kind, server in ROOT_WAYS:
+            dt = run(f"{W}/b-{t}-{kind}-root", user=False, server=server)
+            if r >= 2: add(f"start root {t} {label}", dt)
 # read: fresh mounts each round, every way in turn.
 size = os.path.getsize(f"{W}/big/big")
 def warm():
     # Every way reads the image file from the page cache.
     subprocess.run(["cat", f"{W}/big.sqfs"], stdout=subprocess.DEVNULL, check=True)
+READ_WAYS = [("root", False, "kernel"), ("root", False, "hutch"), (user, True, "hutch"),
+             (user, True, "squashfuse")]
 for r in range(read_rounds):
     warm()
     subprocess.run(["mount", "-t", "squashfs", "-o", "loop,ro", f"{W}/big.sqfs", f"{W}/mnt"], check=True)
     t = time.perf_counter()
     subprocess.run(["/bin/busybox", "cat", f"{W}/mnt/big"], stdout=subprocess.DEVNULL, check=True)
-    add("read kernel squashfs (root)", time.perf_counter() - t)
+    add("read kernel squashfs mounted by hand (root)", time.perf_counter() - t)
     subprocess.run(["umount", f"{W}/mnt"], check=True)
-    for who, as_u in (("root", False), (user, True)):
+    for who, as_u, server in READ_WAYS:
         b = f"{W}/b-big-image" + ("" if as_u else "-root")
         warm()
-        base = run(b, user=as_u)
-        full = run(b, ["/bin/sh", "-c", "cat /big >/dev/null"], user=as_u)
-        add(f"read hutch ({who}{', kernel squashfs' if who == 'root' else ', FUSE'})", full - base)
+        base = run(b, user=as_u, server=server)
+        full = run(b, ["/bin/sh", "-c", "cat /big >/dev/null"], user=as_u, server=server)
+        add(f"read hutch run as {who}, served by {server}", full - base)
     warm()
     subprocess.run(["squashfuse_ll", "-s", f"{W}/big.sqfs", f"{W}/mnt"], check=True)
     t = time.perf_counter()
@@ -140,21 +167,23 @@ med = {k: statistics.median(v) for k, v in samples.items()}
 lines = ["# SquashFS roots", "",
          f"integration/bench-squashfs.sh, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
          f"{os.cpu_count()} CPUs (shared machine), medians of {rounds} (start) and {read_rounds} (read) rounds, "
-         "all variants in turn within each round.", "",
-         f"## `hutch run` of /bin/true as {user}", "",
-         "| tree | from the directory | from the image | image/directory |", "| --- | --- | --- | --- |"]
-for t in ("busybox", "debian"):
-    a, b = med[f"start {t} tree"], med[f"start {t} image"]
-    lines.append(f"| {t} | {a*1e3:.2f} ms | {b*1e3:.2f} ms | {b/a:.2f} |")
-lines += ["", "## `hutch run` of /bin/true as root (no user namespace: the image on the kernel's squashfs)", "",
-          "| tree | from the directory | from the image | image/directory |", "| --- | --- | --- | --- |"]
-for t in ("busybox", "debian"):
-    a, b = med[f"start root {t} tree"], med[f"start root {t} image"]
-    lines.append(f"| {t} | {a*1e3:.2f} ms | {b*1e3:.2f} ms | {b/a:.2f} |")
-lines += ["", f"## reading a {size >> 20} MiB file (fresh mount each round)", "",
+         "all variants in turn within each round. Images: mksquashfs defaults (gzip, 128 KiB blocks) "
+         "unless named.", ""]
+for who, ways in ((user, USER_WAYS), ("root", ROOT_WAYS)):
+    lines += [f"## `hutch run` of /bin/true as {who}" + ("" if who != "root" else " (no user namespace)"), "",
+              "| tree | " + " | ".join(l for l, _, _ in ways) + " |",
+              "| --- | " + " | ".join("---" for _ in ways) + " |"]
+    for t in ("busybox", "debian"):
+        base = med[f"start {who} {t} tree"]
+        cells = [f"{base*1e3:.2f} ms"] + [
+            f"{med[f'start {who} {t} {l}']*1e3:.2f} ms ({med[f'start {who} {t} {l}']/base:.2f}x)"
+            for l, _, _ in ways[1:]]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    lines.append("")
+lines += [f"## reading a {size >> 20} MiB file (fresh mount each round)", "",
           "| way | time | MB/s | / kernel |", "| --- | --- | --- | --- |"]
-k = med["read kernel squashfs (root)"]
-for name in ("read kernel squashfs (root)", "read hutch (root, kernel squashfs)", f"read hutch ({user}, FUSE)", "read squashfuse_ll -s alone (root)"):
+k = med["read kernel squashfs mounted by hand (root)"]
+for name in [n for n in med if n.startswith("read ")]:
     v = med[name]
     lines.append(f"| {name[5:]} | {v*1e3:.0f} ms | {size/1e6/v:.0f} | {k/v:.2f} |")
 lines += ["", f"load average at the end: {open('/proc/loadavg').read().split()[0]}", "",
