@@ -470,6 +470,13 @@ fn hutch_serves_what_it_decodes_and_squashfuse_the_rest() {
         let servers = servers_of(&image(&b));
         assert_eq!(servers.len(), 1, "{opts:?}: {servers:?}");
         assert_eq!(comm(servers[0]), *server, "{opts:?} {env:?}");
+        if *server == "hutch-squashfs" {
+            // Confined: no capabilities, a seccomp filter, no new privileges.
+            let status = std::fs::read_to_string(format!("/proc/{}/status", servers[0])).unwrap();
+            for line in ["CapEff:\t0000000000000000", "CapPrm:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"] {
+                assert!(status.lines().any(|l| l == line), "{line}: {status}");
+            }
+        }
         assert_ok(&b.hutch(&["start", &b.id]));
         assert_eq!(wait_exit(b.pid()), 0, "{opts:?}");
         let seen = std::fs::read_to_string(b.dir.join("stdout")).unwrap();
