@@ -171,7 +171,7 @@ lines = ["# SquashFS roots", "",
          "unless named.", ""]
 for who, ways in ((user, USER_WAYS), ("root", ROOT_WAYS)):
     lines += [f"## `hutch run` of /bin/true as {who}" + ("" if who != "root" else " (no user namespace)"), "",
-              "| tree | " + " | ".join(l for l, _, _ in ways) + " |",
+              "| root | " + " | ".join(l for l, _, _ in ways) + " |",
               "| --- | " + " | ".join("---" for _ in ways) + " |"]
     for t in ("busybox", "debian"):
         base = med[f"start {who} {t} tree"]
