@@ -291,7 +291,7 @@ check "sbatch --container: the root file system stays read-only" sh -c "! grep -
 [ "$rc" = 0 ] || show "$W/o" "$W/work/batch.out" "$W/work/batch.err"
 
 # A SquashFS image as the root: the same tree in one file, served by
-# squashfuse_ll for the job's user; read-only, with Slurm's mounts on top.
+# hutch's own server (hutch-squashfs) for the job's user; read-only, with Slurm's mounts on top.
 # Slurm sets root.path to BUNDLE/rootfs whatever the bundle says, so the
 # image is the file BUNDLE/rootfs (hutch goes by content, not by name).
 BI="$W/work/image-bundle"
@@ -309,15 +309,15 @@ asu 60 srun -J cancelimg --container="$BI" /bin/sleep 1002 >"$W/cancel.out" 2>&1
 bg=$!
 for _ in $(seq 80); do pgrep -u $U -f '^/bin/sleep 1002$' >/dev/null && break; sleep 0.25; done
 j=$(job_of cancelimg)
-if [ -n "$j" ] && pgrep -u $U -f "squashfuse_ll .*$BI/rootfs" >/dev/null; then
+if [ -n "$j" ] && pgrep -u $U -f "^hutch-squashfs $BI/rootfs" >/dev/null; then
     scancel "$j"
     wait "$bg"
     wait_gone "$j"
     check "scancel, SquashFS root: no runtime or container process, no state entry" leftovers "$j" 1002
-    check "scancel, SquashFS root: no squashfuse_ll left" \
-        sh -c "for p in \$(pgrep -u $U -f 'squashfuse_ll .*$BI/rootfs'); do [ \"\$(cut -d' ' -f3 /proc/\$p/stat)\" = Z ] || exit 1; done"
+    check "scancel, SquashFS root: no image server left" \
+        sh -c "for p in \$(pgrep -u $U -f '^hutch-squashfs $BI/rootfs'); do [ \"\$(cut -d' ' -f3 /proc/\$p/stat)\" = Z ] || exit 1; done"
 else
-    bad "scancel, SquashFS root: the job did not start, or no squashfuse_ll served it"; show "$W/cancel.out"; wait "$bg"
+    bad "scancel, SquashFS root: the job did not start, or no hutch-squashfs served it"; show "$W/cancel.out"; wait "$bg"
 fi
 
 tl_job=$(job_of tlimit)
