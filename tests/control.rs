@@ -400,7 +400,10 @@ fn ps_lists_the_cgroups_processes_and_passes_ps_arguments() {
         let pids: Vec<i32> = serde_json::from_slice(&out.stdout).unwrap();
         // Where hutch emulates root (one id mapped), its supervisor is in
         // the container too; ps lists it, as it lists every process there.
-        let pids: Vec<i32> = pids.into_iter().filter(|p| !is_rootemu_supervisor(*p)).collect();
+        let pids: Vec<i32> = pids
+            .into_iter()
+            .filter(|p| !is_rootemu_supervisor(*p))
+            .collect();
         if pids.len() >= 2 || Instant::now() > deadline {
             break pids;
         }
@@ -443,10 +446,7 @@ fn ps_lists_the_cgroups_processes_and_passes_ps_arguments() {
     // Nothing of hutch's own command line (host paths): only the
     // root-emulation supervisor, by its name, where it runs.
     assert!(!table.contains("--root"), "{table}");
-    assert!(
-        !table.contains(&*b.dir.to_string_lossy()),
-        "{table}"
-    );
+    assert!(!table.contains(&*b.dir.to_string_lossy()), "{table}");
     // ps arguments are passed through.
     let out = b.hutch(&["ps", &b.id, "-o", "pid,comm"]);
     assert_ok(&out);

@@ -30,7 +30,12 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
 /// The parent of `pid`, from `/proc/PID/stat` (after the command's `)`).
 fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn proc_state(pid: u32) -> Option<char> {
@@ -618,7 +623,9 @@ fn killed_callers_leave_nothing_silent() {
         left.extend(processes_mentioning(&marker));
         // A container's root-emulation supervisor (a single-id user
         // namespace) is its process's child: it belongs to that container.
-        left.retain(|p| !theirs.contains(p) && !parent_of(*p).is_some_and(|pp| theirs.contains(&pp)));
+        left.retain(|p| {
+            !theirs.contains(p) && !parent_of(*p).is_some_and(|pp| theirs.contains(&pp))
+        });
         if left.is_empty() || Instant::now() > deadline {
             break left;
         }

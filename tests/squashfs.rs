@@ -172,7 +172,11 @@ fn create_start_delete_from_an_image() {
         // Served while the container exists: by a process outside it, or
         // for real root by the kernel, from a loop device.
         let served = (servers_of(&image(&b)).len(), loops_of(&image(&b)).len());
-        assert_eq!(served, if kernel_path(comp) { (0, 1) } else { (1, 0) }, "{comp}");
+        assert_eq!(
+            served,
+            if kernel_path(comp) { (0, 1) } else { (1, 0) },
+            "{comp}"
+        );
         assert_ok(&b.hutch(&["start", &b.id]));
         assert_eq!(wait_exit(b.pid()), 3);
         assert_eq!(
@@ -434,8 +438,15 @@ fn hutch_serves_what_it_decodes_and_squashfuse_the_rest() {
     become_subreaper();
     let busybox_sum = {
         let b = Bundle::new(&["true"]);
-        let out = Command::new("md5sum").arg(b.rootfs().join("bin/busybox")).output().unwrap();
-        text(&out.stdout).split_whitespace().next().unwrap().to_string()
+        let out = Command::new("md5sum")
+            .arg(b.rootfs().join("bin/busybox"))
+            .output()
+            .unwrap();
+        text(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
     };
     let cases: &[(&[&str], Option<&str>, &str)] = &[
         (&["-comp", "gzip"], None, "hutch-squashfs"),
@@ -447,7 +458,11 @@ fn hutch_serves_what_it_decodes_and_squashfuse_the_rest() {
         (&["-comp", "gzip"], Some("squashfuse"), "squashfuse_ll"),
     ];
     for (opts, env, server) in cases {
-        let mut b = Bundle::new(&["sh", "-c", "cat /etc/msg; md5sum /bin/busybox; ls /many | wc -l"]);
+        let mut b = Bundle::new(&[
+            "sh",
+            "-c",
+            "cat /etc/msg; md5sum /bin/busybox; ls /many | wc -l",
+        ]);
         std::fs::write(b.rootfs().join("etc/msg"), "from the image\n").unwrap();
         std::fs::create_dir(b.rootfs().join("many")).unwrap();
         for n in 0..321 {
@@ -473,7 +488,12 @@ fn hutch_serves_what_it_decodes_and_squashfuse_the_rest() {
         if *server == "hutch-squashfs" {
             // Confined: no capabilities, a seccomp filter, no new privileges.
             let status = std::fs::read_to_string(format!("/proc/{}/status", servers[0])).unwrap();
-            for line in ["CapEff:\t0000000000000000", "CapPrm:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"] {
+            for line in [
+                "CapEff:\t0000000000000000",
+                "CapPrm:\t0000000000000000",
+                "NoNewPrivs:\t1",
+                "Seccomp:\t2",
+            ] {
                 assert!(status.lines().any(|l| l == line), "{line}: {status}");
             }
         }
@@ -518,7 +538,11 @@ fn damaged_data_blocks_fail_reads_not_the_container() {
     let out = b.run();
     assert_ok(&out);
     assert_eq!(text(&out.stdout), "from the image\nstatus 1\n");
-    assert!(text(&out.stderr).contains("Input/output error"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Input/output error"),
+        "{}",
+        text(&out.stderr)
+    );
     nothing_left(&b);
     assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
 }

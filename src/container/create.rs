@@ -284,7 +284,10 @@ fn clone_container(
         }
         sync::send(parent_sock.as_fd(), &Msg::MapsWritten)
             .map_err(|e| Error::call("signal the container process", e))?;
-        let fuse_server = plan.root_server.as_ref().filter(|s| **s != squashfs::Serve::Kernel);
+        let fuse_server = plan
+            .root_server
+            .as_ref()
+            .filter(|s| **s != squashfs::Serve::Kernel);
         if let (Some(image), Some(how)) = (&plan.root_image, fuse_server) {
             server = Some(serve_image(parent_sock.as_fd(), how, image)?);
             fault::point("create:served");

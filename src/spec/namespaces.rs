@@ -206,11 +206,23 @@ pub(super) fn plan_userns(
     // root too: `crun spec --rootless` run as root maps 0 to 0).
     let (uid_map, gid_map) = match (uid_map.is_empty(), gid_map.is_empty()) {
         (true, true) => (
-            vec![IdRange { inside: 0, outside: host.euid, count: 1 }],
-            vec![IdRange { inside: 0, outside: host.egid, count: 1 }],
+            vec![IdRange {
+                inside: 0,
+                outside: host.euid,
+                count: 1,
+            }],
+            vec![IdRange {
+                inside: 0,
+                outside: host.egid,
+                count: 1,
+            }],
         ),
         (false, false) => (uid_map, gid_map),
-        _ => return Err(Error::Config("linux.uidMappings and linux.gidMappings must be given together".into())),
+        _ => {
+            return Err(Error::Config(
+                "linux.uidMappings and linux.gidMappings must be given together".into(),
+            ))
+        }
     };
     let writer = map_writer(&uid_map, &gid_map, host);
     Ok(UserNs::New {

@@ -228,7 +228,9 @@ pub fn start_server(how: &Serve, image: &Path, fuse: OwnedFd) -> Result<Server> 
         Serve::Builtin => {
             // Opened here, so that a vanished image fails `create` by name.
             let file = std::fs::File::open(image).map_err(|e| Error::io("open", image, e))?;
-            spawn(fuse, Some(OwnedFd::from(file)), |fds| serve_builtin(fds, image))
+            spawn(fuse, Some(OwnedFd::from(file)), |fds| {
+                serve_builtin(fds, image)
+            })
         }
         Serve::Kernel => Err(Error::Container(format!(
             "root.path `{}`: the kernel's squashfs has no server to start",
@@ -344,7 +346,10 @@ fn serve_builtin(_: ServerFds, image: &Path) -> i32 {
     let line = [b"hutch-squashfs\0", image.as_os_str().as_bytes()].concat();
     sys::set_command_line(&line, c"hutch-squashfs");
     // Fds 3 and 4 were placed by `spawn`; nothing else here refers to them.
-    let (fuse, file) = match (sys::take_fd(ServerFds::FUSE), sys::take_fd(ServerFds::IMAGE)) {
+    let (fuse, file) = match (
+        sys::take_fd(ServerFds::FUSE),
+        sys::take_fd(ServerFds::IMAGE),
+    ) {
         (Some(f), Some(i)) => (f, std::fs::File::from(i)),
         _ => return 127,
     };
@@ -405,23 +410,53 @@ impl Server {
 /// What hutch's own server may still do once it serves: read requests and
 /// the image, write replies, manage its memory, exit (and abort).
 const SERVER_CALLS: &[&str] = &[
-    "read", "write", "writev", "pread64", "preadv", "preadv2", "close", "lseek", "fstat",
-    "newfstatat", "statx", "mmap", "munmap", "mremap", "mprotect", "madvise", "brk", "futex",
-    "getrandom", "clock_gettime", "clock_nanosleep", "sched_yield", "rt_sigreturn", "rt_sigprocmask",
-    "rt_sigaction", "sigaltstack", "restart_syscall", "getpid", "gettid", "tgkill", "exit",
+    "read",
+    "write",
+    "writev",
+    "pread64",
+    "preadv",
+    "preadv2",
+    "close",
+    "lseek",
+    "fstat",
+    "newfstatat",
+    "statx",
+    "mmap",
+    "munmap",
+    "mremap",
+    "mprotect",
+    "madvise",
+    "brk",
+    "futex",
+    "getrandom",
+    "clock_gettime",
+    "clock_nanosleep",
+    "sched_yield",
+    "rt_sigreturn",
+    "rt_sigprocmask",
+    "rt_sigaction",
+    "sigaltstack",
+    "restart_syscall",
+    "getpid",
+    "gettid",
+    "tgkill",
+    "exit",
     "exit_group",
 ];
 
 /// Drop every capability (root's server needs none: its fds are open) and
 /// confine the server to [`SERVER_CALLS`].
 fn confine() -> Result<()> {
-    for set in [caps::CapSet::Bounding, caps::CapSet::Inheritable, caps::CapSet::Ambient] {
+    for set in [
+        caps::CapSet::Bounding,
+        caps::CapSet::Inheritable,
+        caps::CapSet::Ambient,
+    ] {
         let _ = caps::clear(None, set);
     }
     for set in [caps::CapSet::Effective, caps::CapSet::Permitted] {
-        caps::clear(None, set).map_err(|e| {
-            Error::Container(format!("drop the image server's capabilities: {e}"))
-        })?;
+        caps::clear(None, set)
+            .map_err(|e| Error::Container(format!("drop the image server's capabilities: {e}")))?;
     }
     crate::seccomp::confine(SERVER_CALLS)
 }

@@ -316,7 +316,10 @@ pub fn set_command_line(line: &[u8], name: &std::ffi::CStr) {
     // /proc/self/mem belongs to root while the process is not dumpable
     // (exec's process is not): dumpable for that write, not after it.
     let _ = nix::sys::prctl::set_dumpable(true);
-    if let Ok(mem) = std::fs::OpenOptions::new().write(true).open("/proc/self/mem") {
+    if let Ok(mem) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/mem")
+    {
         let _ = mem.write_all_at(&area, start);
     }
     let _ = nix::sys::prctl::set_dumpable(false);
