@@ -328,20 +328,9 @@ fn truncated_and_corrupt_images_fail_create_naming_the_image() {
 #[test]
 fn an_unusable_dev_fuse_fails_create_naming_the_image() {
     // /dev/fuse replaced by /dev/null in a mount namespace hutch runs in
-    // (as root, or as root of a user namespace for a plain user). Root's
-    // container gets a user namespace, which takes it through FUSE.
+    // (as root, or as root of a user namespace for a plain user).
     let mut b = image_bundle(&["true"]);
-    if uid() == 0 {
-        b.edit(|c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(serde_json::json!({"type": "user"}));
-            let map = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 1}]);
-            c["linux"]["uidMappings"] = map.clone();
-            c["linux"]["gidMappings"] = map;
-        });
-    }
+    with_user_namespace(&mut b);
     let dir = b.dir.to_str().unwrap().to_string();
     let unshare = if uid() == 0 { "-m" } else { "-Urm" };
     let out = Command::new("unshare")
@@ -403,10 +392,10 @@ fn no_usable_loop_control_fails_only_roots_create() {
     nothing_left(&b);
 }
 
-/// Give root's container a user namespace, which takes its image through
-/// FUSE like everyone else's (the kernel's squashfs is for real root
-/// outside any user namespace).
-fn through_fuse(b: &mut Bundle) {
+/// Give root's container a user namespace (root of the container is
+/// root, alone): the image's server then serves a mount made in a user
+/// namespace, as for everyone else.
+fn with_user_namespace(b: &mut Bundle) {
     if uid() == 0 {
         b.edit(|c| {
             c["linux"]["namespaces"]
@@ -469,7 +458,7 @@ fn hutch_serves_what_it_decodes_and_squashfuse_the_rest() {
             std::fs::write(b.rootfs().join(format!("many/entry-{n:04}")), n.to_string()).unwrap();
         }
         pack(&mut b, opts);
-        through_fuse(&mut b);
+        with_user_namespace(&mut b);
         let dir = b.dir.to_str().unwrap().to_string();
         let pid_file = format!("{dir}/pid");
         let mut c = b.cmd(&["create", "--bundle", &dir, "--pid-file", &pid_file, &b.id]);
@@ -521,7 +510,7 @@ fn damaged_data_blocks_fail_reads_not_the_container() {
         "-c",
         "cat /etc/msg; cat /zz >/dev/null; echo status $?",
     ]);
-    through_fuse(&mut b);
+    with_user_namespace(&mut b);
     std::fs::write(b.rootfs().join("etc/msg"), "from the image\n").unwrap();
     // 1 MiB of compressible text: several compressed blocks, which a sort
     // file puts first, right after the 96-byte superblock.
