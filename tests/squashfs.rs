@@ -535,3 +535,30 @@ fn damaged_data_blocks_fail_reads_not_the_container() {
     nothing_left(&b);
     assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
 }
+
+/// An xz image and no squashfuse in `PATH`: a plain user's create fails
+/// with one line naming the image and what is missing, leaving nothing;
+/// real root's goes through the kernel and needs no server.
+#[test]
+fn an_image_nobody_can_serve_fails_create_naming_it() {
+    let b = image_bundle_comp(&["true"], "xz");
+    let dir = b.dir.to_str().unwrap().to_string();
+    let out = b
+        .cmd(&["run", "--bundle", &dir, &b.id])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    if kernel_path("xz") {
+        assert_ok(&out);
+    } else {
+        assert_one_line_error(
+            &out,
+            &format!(
+                "root.path `{}` is a SquashFS image and its compressor (xz) is not one hutch decodes: no squashfuse_ll",
+                image(&b).display()
+            ),
+        );
+    }
+    assert!(b.state_entries().is_empty(), "{:?}", b.state_entries());
+    nothing_left(&b);
+}
