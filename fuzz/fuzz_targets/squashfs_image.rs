@@ -65,7 +65,10 @@ impl Walk {
         if self.tree.read(node, offset, size, &mut out).is_ok() {
             let got = (out.len() - 6) as u64;
             let want = file_size.saturating_sub(offset).min(u64::from(size));
-            assert_eq!(got, want, "read({node}, {offset}, {size}) of a {file_size}-byte file");
+            assert_eq!(
+                got, want,
+                "read({node}, {offset}, {size}) of a {file_size}-byte file"
+            );
         }
     }
 
@@ -99,7 +102,10 @@ impl Walk {
             asked += 1;
             // A name the listing gives must have a value, or an error.
             let r = self.tree.getxattr(node, name);
-            assert!(r != Err(nix::errno::Errno::ENODATA), "listed xattr without a value");
+            assert!(
+                r != Err(nix::errno::Errno::ENODATA),
+                "listed xattr without a value"
+            );
         }
         if self.spend() {
             let _ = self.tree.getxattr(node, b"security.capability");
@@ -111,7 +117,9 @@ impl Walk {
         if !self.spend() {
             return;
         }
-        let Ok(attr) = self.tree.getattr(node) else { return };
+        let Ok(attr) = self.tree.getattr(node) else {
+            return;
+        };
         self.xattrs(node);
         match attr.mode & libc::S_IFMT {
             libc::S_IFDIR => {
@@ -178,7 +186,9 @@ impl Walk {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(image) = Image::open(image_file(data)) else { return };
+    let Ok(image) = Image::open(image_file(data)) else {
+        return;
+    };
     let mut walk = Walk {
         tree: Tree::new(image),
         calls: 0,
