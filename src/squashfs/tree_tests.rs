@@ -474,3 +474,34 @@ fn corrupt_images_give_errors_not_panics() {
         assert!(open(&bad).is_err(), "{len}");
     }
 }
+
+/// Replace the one occurrence of `from` in the image at `img` by `to`
+/// (same length).
+fn patch(img: &Path, from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let mut bytes = fs::read(img).unwrap();
+    let at: Vec<usize> = (0..bytes.len() - from.len())
+        .filter(|&i| &bytes[i..i + from.len()] == from)
+        .collect();
+    assert_eq!(at.len(), 1, "{} occurrences", at.len());
+    bytes[at[0]..at[0] + to.len()].copy_from_slice(to);
+    fs::write(img, bytes).unwrap();
+}
+
+/// Found by fuzzing: an xattr name with a NUL in it was listed cut at the
+/// NUL, and getxattr of the listed name found nothing.
+#[test]
+fn an_xattr_name_with_a_nul_is_corrupt() {
+    let dir = TempDir::new();
+    let src = dir.0.join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"x").unwrap();
+    setxattrs(&[(src.join("f"), "user.fuzzname".into(), "v".into())]);
+    let img = dir.0.join("img");
+    mksquashfs(&src, &img, &["-noX"]);
+    patch(&img, b"fuzzname", b"fuzz\0ame");
+    let mut t = open(&img).unwrap();
+    let f = t.lookup(ROOT, b"f").unwrap().node;
+    assert_eq!(t.listxattr(f), Err(Errno::EIO));
+    assert_eq!(t.getxattr(f, b"user.fuzz"), Err(Errno::EIO));
+}

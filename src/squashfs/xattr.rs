@@ -88,6 +88,11 @@ impl Image {
                 return Err(Errno::EIO);
             }
             self.read_meta(&mut cur, &mut name[..len])?;
+            // A NUL would end the name early in a listing (NUL-separated),
+            // and no lookup could find the rest.
+            if name[..len].contains(&0) {
+                return Err(Errno::EIO);
+            }
             let value = cur;
             let size = self.meta_u32(&mut cur)?;
             if size > VALUE_MAX {
