@@ -91,6 +91,11 @@ integration/rootemu.sh "$ci/hutch" || failed=1
 log "Slurm integration"
 integration/slurm.sh "$ci/hutch" || failed=1
 
+# SquashFS images (issue 14): a Debian tree packed four ways, read whole
+# through hutch's server, squashfuse_ll and the kernel, as each user.
+log "SquashFS images"
+integration/squashfs-images.sh "$ci/hutch" || failed=1
+
 # MPI through Slurm (issue 14): two Slurm nodes in network namespaces of
 # their own, an Open MPI job with a rank on each, in hutch containers
 # (srun hutch-task) against bare srun, as tuser (run as root).
