@@ -45,39 +45,68 @@ impl Entry {
     }
 }
 
+/// Where a walk of a listing stands: what is left of it and of the
+/// current header. Taken after an entry, it resumes at the next one (a
+/// large directory is read by many `readdir` calls: each goes on from
+/// where the last one stopped, not from the top).
+#[derive(Clone, Copy)]
+pub struct Position {
+    cur: Cursor,
+    /// Listing bytes left.
+    len: u64,
+    /// Entries left under the current header, its inode block and base.
+    left: u32,
+    block: u32,
+    base: u32,
+}
+
 impl Image {
-    /// Hand the entries of directory `dir` to `f`, in listing order, until
-    /// it breaks or the listing ends.
+    /// Where the listing of `dir` starts.
+    pub fn dir_start(&self, dir: &Dir) -> Result<Position, Errno> {
+        let len = u64::from(dir.size.checked_sub(3).ok_or(Errno::EIO)?);
+        Ok(Position {
+            cur: self.listing_start(dir)?,
+            len,
+            left: 0,
+            block: 0,
+            base: 0,
+        })
+    }
+
+    /// Hand the entries of a listing from `from` to `f`, each with the
+    /// position after it, in listing order, until it breaks or the
+    /// listing ends.
     pub fn dir_entries(
         &mut self,
-        dir: &Dir,
-        f: &mut dyn FnMut(&Entry) -> ControlFlow<()>,
+        from: Position,
+        f: &mut dyn FnMut(&Entry, Position) -> ControlFlow<()>,
     ) -> Result<(), Errno> {
-        let len = u64::from(dir.size.checked_sub(3).ok_or(Errno::EIO)?);
-        let start = self.listing_start(dir)?;
-        self.walk(start, len, f)
+        self.walk(from, f)
     }
 
     /// The entry `name` of directory `dir`, if it has one.
     pub fn dir_lookup(&mut self, dir: &Dir, name: &[u8]) -> Result<Option<Entry>, Errno> {
         let len = u64::from(dir.size.checked_sub(3).ok_or(Errno::EIO)?);
-        let (start, skipped) = match self.index_lookup(dir, name)? {
+        let (cur, skipped) = match self.index_lookup(dir, name)? {
             Some(found) => found,
             None => (self.listing_start(dir)?, 0),
         };
+        let start = Position {
+            cur,
+            len: len.checked_sub(skipped).ok_or(Errno::EIO)?,
+            left: 0,
+            block: 0,
+            base: 0,
+        };
         let mut found = None;
-        self.walk(
-            start,
-            len.checked_sub(skipped).ok_or(Errno::EIO)?,
-            &mut |e| {
-                if e.name() == name {
-                    found = Some(*e);
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        )?;
+        self.walk(start, &mut |e, _| {
+            if e.name() == name {
+                found = Some(*e);
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
         Ok(found)
     }
 
@@ -125,12 +154,11 @@ impl Image {
         Ok(Some((Cursor { block, offset }, u64::from(index))))
     }
 
-    /// Read `len` bytes of listing from `cur`, entry by entry.
+    /// Read the listing from `pos`, entry by entry.
     fn walk(
         &mut self,
-        mut cur: Cursor,
-        mut len: u64,
-        f: &mut dyn FnMut(&Entry) -> ControlFlow<()>,
+        mut pos: Position,
+        f: &mut dyn FnMut(&Entry, Position) -> ControlFlow<()>,
     ) -> Result<(), Errno> {
         let mut entry = Entry {
             inode: 0,
@@ -139,42 +167,45 @@ impl Image {
             name: [0; NAME_MAX],
             name_len: 0,
         };
-        while len > 0 {
-            len = len.checked_sub(HEADER_SIZE).ok_or(Errno::EIO)?;
-            let mut raw = [0u8; HEADER_SIZE as usize];
-            self.read_meta(&mut cur, &mut raw)?;
-            let u32_at =
-                |o: usize| u32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
-            let count = u32_at(0).checked_add(1).ok_or(Errno::EIO)?;
-            let (block, base) = (u32_at(4), u32_at(8));
-            if count > HEADER_MAX {
-                return Err(Errno::EIO);
-            }
-            for _ in 0..count {
-                len = len.checked_sub(ENTRY_SIZE).ok_or(Errno::EIO)?;
-                let mut raw = [0u8; ENTRY_SIZE as usize];
-                self.read_meta(&mut cur, &mut raw)?;
-                let u16_at = |o: usize| u16::from_le_bytes([raw[o], raw[o + 1]]);
-                let (offset, delta, kind) = (u16_at(0), u16_at(2) as i16, u16_at(4));
-                let name_len = usize::from(u16_at(6)) + 1;
-                len = len.checked_sub(name_len as u64).ok_or(Errno::EIO)?;
-                if name_len > NAME_MAX {
-                    return Err(Errno::EIO);
-                }
-                self.read_meta(&mut cur, &mut entry.name[..name_len])?;
-                entry.name_len = name_len;
-                let name = entry.name();
-                if name == b"." || name == b".." || name.iter().any(|&c| c == b'/' || c == 0) {
-                    return Err(Errno::EIO);
-                }
-                entry.inode = u64::from(block) << 16 | u64::from(offset);
-                entry.number = base.wrapping_add_signed(i32::from(delta));
-                entry.type_bits = type_bits(kind).ok_or(Errno::EIO)?;
-                if f(&entry).is_break() {
+        loop {
+            if pos.left == 0 {
+                if pos.len == 0 {
                     return Ok(());
                 }
+                pos.len = pos.len.checked_sub(HEADER_SIZE).ok_or(Errno::EIO)?;
+                let mut raw = [0u8; HEADER_SIZE as usize];
+                self.read_meta(&mut pos.cur, &mut raw)?;
+                let u32_at =
+                    |o: usize| u32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
+                pos.left = u32_at(0).checked_add(1).ok_or(Errno::EIO)?;
+                (pos.block, pos.base) = (u32_at(4), u32_at(8));
+                if pos.left > HEADER_MAX {
+                    return Err(Errno::EIO);
+                }
+            }
+            pos.left -= 1;
+            pos.len = pos.len.checked_sub(ENTRY_SIZE).ok_or(Errno::EIO)?;
+            let mut raw = [0u8; ENTRY_SIZE as usize];
+            self.read_meta(&mut pos.cur, &mut raw)?;
+            let u16_at = |o: usize| u16::from_le_bytes([raw[o], raw[o + 1]]);
+            let (offset, delta, kind) = (u16_at(0), u16_at(2) as i16, u16_at(4));
+            let name_len = usize::from(u16_at(6)) + 1;
+            pos.len = pos.len.checked_sub(name_len as u64).ok_or(Errno::EIO)?;
+            if name_len > NAME_MAX {
+                return Err(Errno::EIO);
+            }
+            self.read_meta(&mut pos.cur, &mut entry.name[..name_len])?;
+            entry.name_len = name_len;
+            let name = entry.name();
+            if name == b"." || name == b".." || name.iter().any(|&c| c == b'/' || c == 0) {
+                return Err(Errno::EIO);
+            }
+            entry.inode = u64::from(pos.block) << 16 | u64::from(offset);
+            entry.number = pos.base.wrapping_add_signed(i32::from(delta));
+            entry.type_bits = type_bits(kind).ok_or(Errno::EIO)?;
+            if f(&entry, pos).is_break() {
+                return Ok(());
             }
         }
-        Ok(())
     }
 }

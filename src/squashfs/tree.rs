@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 
 use nix::errno::Errno;
 
+use super::dir::Position;
 use super::image::Image;
 use super::inode::{Inode, Kind};
 use crate::fuse::{Attr, DirEntry, Entry, Filesystem, StatFs, ROOT};
@@ -16,11 +17,18 @@ use crate::fuse::{Attr, DirEntry, Entry, Filesystem, StatFs, ROOT};
 /// The served image.
 pub struct Tree {
     image: Image,
+    /// Where the last `readdir` stopped: its directory, the cookie it
+    /// handed out last and the listing position after that entry. The
+    /// next call for that cookie goes on from there.
+    resume: Option<(u64, u64, Position)>,
 }
 
 impl Tree {
     pub fn new(image: Image) -> Tree {
-        Tree { image }
+        Tree {
+            image,
+            resume: None,
+        }
     }
 
     /// The inode reference of node `node`.
@@ -147,10 +155,17 @@ impl Filesystem for Tree {
                 }
             }
         }
-        // Entry i of the listing resumes at cookie i + 3.
+        // Entry i of the listing resumes at cookie i + 3: go on from the
+        // last call's position, or skip from the top to the cookie.
+        let (from, mut position) = match self.resume {
+            Some((n, cookie, pos)) if n == node && cookie == offset && offset >= 3 => {
+                (pos, offset - 2)
+            }
+            _ => (self.image.dir_start(d)?, 0),
+        };
         let skip = offset.saturating_sub(2);
-        let mut position = 0u64;
-        self.image.dir_entries(d, &mut |e| {
+        let mut last = None;
+        let walked = self.image.dir_entries(from, &mut |e, after| {
             position += 1;
             if position <= skip {
                 return ControlFlow::Continue(());
@@ -162,11 +177,16 @@ impl Filesystem for Tree {
                 name: e.name(),
             };
             if add(entry) {
+                last = Some((node, position + 2, after));
                 ControlFlow::Continue(())
             } else {
                 ControlFlow::Break(())
             }
-        })
+        });
+        if last.is_some() {
+            self.resume = last;
+        }
+        walked
     }
 
     fn getxattr(&mut self, node: u64, name: &[u8]) -> Result<Vec<u8>, Errno> {
