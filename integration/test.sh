@@ -17,6 +17,32 @@ chmod 666 /dev/fuse
 ensure_rust
 ensure_users
 
+# On a v1/v2 hybrid host (cgroup2 at /sys/fs/cgroup/unified), crun 1.8
+# refuses every container while cgroup v2 holds a controller (hugetlb on
+# a fresh machine of this kind), and several suites compare hutch with
+# crun: give each such controller a v1 hierarchy of its own for the run.
+# with_controllers_on_cgroup2, last, hands them back to cgroup v2 and
+# checks their limits there; the EXIT trap does if the run stops early.
+to_v1=()
+cg2=$(cgroup2_root)
+if [ -n "$cg2" ] && [ "$cg2" != /sys/fs/cgroup ]; then
+    for c in $(cat "$cg2/cgroup.controllers"); do
+        mkdir -p "/sys/fs/cgroup/$c"
+        mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" && to_v1+=("$c") \
+            || log "could not give $c a cgroup v1 hierarchy: crun will refuse to run"
+    done
+    [ ${#to_v1[@]} = 0 ] || log "for crun: ${to_v1[*]} moved from cgroup v2 to cgroup v1 for the run"
+fi
+# back_to_v2: unmount those hierarchies (empty by then): their
+# controllers return to cgroup v2.
+back_to_v2() {
+    local c
+    for c in "${to_v1[@]}"; do
+        umount "/sys/fs/cgroup/$c" 2>/dev/null && rmdir "/sys/fs/cgroup/$c" 2>/dev/null
+    done
+    to_v1=()
+}
+
 log "building"
 cargo build --locked --quiet
 cargo test --locked --quiet --no-run 2>/dev/null
@@ -25,7 +51,7 @@ bins=$(cargo test --locked --no-run --message-format=json 2>/dev/null \
 
 # The test binaries and hutch go where the plain users can run them.
 ci=$(mktemp -d /tmp/hutch-ci.XXXXXX)
-trap 'rm -rf "$ci"; undelegate tuser; undelegate tsingle' EXIT
+trap 'rm -rf "$ci"; undelegate tuser; undelegate tsingle; back_to_v2' EXIT
 chmod 755 "$ci"
 install -m 755 "target/$(rustc -vV | sed -n 's/^host: //p')/debug/hutch" "$ci/hutch"
 for b in $bins; do install -m 755 "$b" "$ci/$(basename "$b" | sed 's/-[0-9a-f]*$//')"; done
@@ -133,6 +159,7 @@ integration/systemd.sh "$ci/hutch" || failed=1
 # files. Last, because crun refuses to run while cgroup v2 holds any.
 with_controllers_on_cgroup2() {
     local cg2 c on=() moved=0
+    back_to_v2
     cg2=$(cgroup2_root)
     [ -n "$cg2" ] || return 0
     if ! grep -qw pids "$cg2/cgroup.controllers" && mountpoint -q /sys/fs/cgroup/pids \
