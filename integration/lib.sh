@@ -124,7 +124,7 @@ crun_ready() {
     unshare -m --propagation private bash -c '
         . "$0"
         cg2=$(cgroup2_root)
-        if [ -n "$cg2" ] && [ "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs ] && [ -s "$cg2/cgroup.controllers" ]; then
+        if [ -n "$cg2" ] && [ "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs ] && [ -n "$(cat "$cg2/cgroup.controllers")" ]; then
             mount --bind /dev/null "$cg2/cgroup.controllers"
         fi
         "$@"' "$HUTCH_LIB" "$@"
