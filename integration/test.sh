@@ -39,7 +39,7 @@ back_to_v2() {
     local c
     for c in "${to_v1[@]}"; do
         # Cgroups runtimes left empty keep a hierarchy alive after umount.
-        find "/sys/fs/cgroup/$c" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
+        find "/sys/fs/cgroup/$c" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
         umount "/sys/fs/cgroup/$c" 2>/dev/null && rmdir "/sys/fs/cgroup/$c" 2>/dev/null
     done
     to_v1=()
