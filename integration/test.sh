@@ -41,6 +41,8 @@ back_to_v2() {
         # Cgroups runtimes left empty keep a hierarchy alive after umount.
         find "/sys/fs/cgroup/$c" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
         umount "/sys/fs/cgroup/$c" 2>/dev/null && rmdir "/sys/fs/cgroup/$c" 2>/dev/null
+        # The kernel frees the hierarchy a moment later.
+        for _ in $(seq 40); do grep -qw "$c" "$cg2/cgroup.controllers" && break; sleep 0.05; done
     done
     to_v1=()
 }
