@@ -36,13 +36,14 @@ fi
 # back_to_v2: unmount those hierarchies (empty by then): their
 # controllers return to cgroup v2.
 back_to_v2() {
-    local c
+    local c v2
+    v2=$(cgroup2_root)
     for c in "${to_v1[@]}"; do
         # Cgroups runtimes left empty keep a hierarchy alive after umount.
         find "/sys/fs/cgroup/$c" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
         umount "/sys/fs/cgroup/$c" 2>/dev/null && rmdir "/sys/fs/cgroup/$c" 2>/dev/null
         # The kernel frees the hierarchy a moment later.
-        for _ in $(seq 40); do grep -qw "$c" "$cg2/cgroup.controllers" && break; sleep 0.05; done
+        for _ in $(seq 40); do grep -qw "$c" "$v2/cgroup.controllers" && break; sleep 0.05; done
     done
     to_v1=()
 }
