@@ -41,7 +41,7 @@ back_to_v2() {
     for c in "${to_v1[@]}"; do
         # Cgroups runtimes left empty keep a hierarchy alive after umount.
         find "/sys/fs/cgroup/$c" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
-        umount "/sys/fs/cgroup/$c" 2>/dev/null && rmdir "/sys/fs/cgroup/$c" 2>/dev/null
+        umount "/sys/fs/cgroup/$c" 2>/dev/null && rmdir "/sys/fs/cgroup/$c" 2>/dev/null || true
         # The kernel frees the hierarchy a moment later.
         for _ in $(seq 40); do grep -qw "$c" "$v2/cgroup.controllers" && break; sleep 0.05; done
     done
