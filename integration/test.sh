@@ -36,14 +36,25 @@ fi
 # back_to_v2: unmount those hierarchies (empty by then): their
 # controllers return to cgroup v2.
 back_to_v2() {
-    local c v2
+    local c v2 tmp
     v2=$(cgroup2_root)
     for c in "${to_v1[@]}"; do
         # Cgroups runtimes left empty keep a hierarchy alive after umount.
         find "/sys/fs/cgroup/$c" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
         umount "/sys/fs/cgroup/$c" 2>/dev/null && rmdir "/sys/fs/cgroup/$c" 2>/dev/null || true
-        # The kernel frees the hierarchy a moment later.
-        for _ in $(seq 40); do grep -qw "$c" "$v2/cgroup.controllers" && break; sleep 0.05; done
+        # A hierarchy unmounted while removed cgroups were still going away
+        # stays (/proc/cgroups): mount it again and let go once they are.
+        # (Every 3 s at most: a hierarchy takes a moment to go, and a mount
+        # before it has gone would make a new one.)
+        tmp=$(mktemp -d)
+        for i in $(seq 300); do
+            grep -qw "$c" "$v2/cgroup.controllers" && break
+            sleep 0.1
+            [ $((i % 30)) = 0 ] || continue
+            mount -t cgroup -o "$c" cgroup "$tmp" 2>/dev/null && umount "$tmp" 2>/dev/null || true
+        done
+        rmdir "$tmp" 2>/dev/null || true
+        grep -qw "$c" "$v2/cgroup.controllers" || log "$c stays on cgroup v1"
     done
     to_v1=()
 }
