@@ -79,7 +79,7 @@ if [ "$(id -u)" = 0 ]; then
     install -d -o "$BENCH_USER" -g "$BENCH_USER" -m 0700 "/run/user/$(id -u "$BENCH_USER")"
     # crun 1.8.1 refuses every container while the cgroup2 hierarchy of a
     # v1/v2 hybrid holds a controller; move each to a v1 hierarchy.
-    if [ -s /sys/fs/cgroup/unified/cgroup.controllers ]; then
+    if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
         log "moving cgroup2 controllers to v1 hierarchies (for crun)"
         for c in $(cat /sys/fs/cgroup/unified/cgroup.controllers); do
             mkdir -p "/sys/fs/cgroup/$c"
