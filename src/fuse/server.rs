@@ -184,19 +184,26 @@ impl Session {
         h: &InHeader,
         mut body: Body<'_>,
     ) -> Result<Answer, Errno> {
+        // Before INIT, nothing but INIT is answered (and what needs no
+        // answer is not).
+        let unanswered = matches!(
+            h.opcode,
+            op::FORGET | op::BATCH_FORGET | op::INTERRUPT | op::NOTIFY_REPLY
+        );
+        if self.minor.is_none() && h.opcode != op::INIT && !unanswered {
+            return Err(Errno::EIO);
+        }
         match h.opcode {
             op::INIT => self.init(&mut body),
             op::LOOKUP => self.lookup(fs, h.node, &mut body),
             op::GETATTR => self.getattr(fs, h.node),
             op::READLINK => {
-                self.minor()?;
                 self.out.extend_from_slice(&fs.readlink(h.node)?);
                 Ok(Answer::Body)
             }
             op::READ => self.read(fs, h.node, &mut body),
             op::READDIR => self.readdir(fs, h.node, &mut body),
             op::STATFS => {
-                self.minor()?;
                 proto::put_statfs(&mut self.out, &fs.statfs());
                 Ok(Answer::Body)
             }
@@ -215,7 +222,7 @@ impl Session {
             // The kernel expects no reply to these. Node ids are never
             // reused, so forgetting one needs nothing; a request is never
             // long enough to be worth interrupting.
-            op::FORGET | op::BATCH_FORGET | op::INTERRUPT | op::NOTIFY_REPLY => Ok(Answer::None),
+            _ if unanswered => Ok(Answer::None),
             op::DESTROY => Ok(Answer::Last),
             op::SETATTR
             | op::SYMLINK
@@ -329,7 +336,6 @@ impl Session {
         node: u64,
         body: &mut Body<'_>,
     ) -> Result<Answer, Errno> {
-        self.minor()?;
         let (offset, size) = Self::read_in(body)?;
         fs.read(node, offset, size, &mut self.out)?;
         // The kernel refuses a reply longer than it asked for.
@@ -346,7 +352,6 @@ impl Session {
         node: u64,
         body: &mut Body<'_>,
     ) -> Result<Answer, Errno> {
-        self.minor()?;
         let (offset, size) = Self::read_in(body)?;
         let size = size as usize;
         let out = &mut self.out;
@@ -385,7 +390,6 @@ impl Session {
         node: u64,
         body: &mut Body<'_>,
     ) -> Result<Answer, Errno> {
-        self.minor()?;
         if !fs.has_xattrs() {
             return Err(Errno::ENOSYS);
         }
@@ -404,7 +408,6 @@ impl Session {
         node: u64,
         body: &mut Body<'_>,
     ) -> Result<Answer, Errno> {
-        self.minor()?;
         if !fs.has_xattrs() {
             return Err(Errno::ENOSYS);
         }
@@ -418,7 +421,6 @@ impl Session {
     /// directory its cached listing). Otherwise a handle-less open that
     /// keeps the same caches.
     fn open(&mut self, no_open: u32, open_flags: u32) -> Result<Answer, Errno> {
-        self.minor()?;
         if self.flags & no_open != 0 {
             return Err(Errno::ENOSYS);
         }

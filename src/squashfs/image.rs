@@ -28,7 +28,7 @@ pub use super::decompress::supported;
 use super::decompress::Decompressor;
 
 /// The first four bytes of every SquashFS image (little-endian `sqsh`).
-const MAGIC: &[u8; 4] = b"hsqs";
+pub const MAGIC: &[u8; 4] = b"hsqs";
 /// The size of the superblock.
 const SUPERBLOCK: usize = 96;
 /// A table that is not there (`SQUASHFS_INVALID_BLK`).
@@ -65,9 +65,19 @@ pub struct Superblock {
     pub inode_table: u64,
     pub directory_table: u64,
     pub fragment_table: u64,
+    pub export_table: u64,
 }
 
 impl Superblock {
+    /// Read and check the superblock of the image in `file`.
+    pub fn read(file: &File) -> Result<Superblock, String> {
+        let size = file.metadata().map_err(|e| format!("stat: {e}"))?.len();
+        let mut raw = [0u8; SUPERBLOCK];
+        file.read_exact_at(&mut raw, 0)
+            .map_err(|_| format!("truncated: {size} bytes, shorter than the superblock"))?;
+        Superblock::parse(&raw, size)
+    }
+
     /// Parse and check a superblock: magic, version 4.0, block size, and
     /// every table inside `file_size` bytes.
     fn parse(sb: &[u8; SUPERBLOCK], file_size: u64) -> Result<Superblock, String> {
@@ -86,11 +96,15 @@ impl Superblock {
         if !(12..=20).contains(&block_log) || block_size != 1 << block_log {
             return Err(format!("block size {block_size} (log {block_log})"));
         }
+        let compressor = u16_at(20);
+        if !(1..=6).contains(&compressor) {
+            return Err(format!("unknown compressor {compressor}"));
+        }
         let s = Superblock {
             inode_count: u32_at(4),
             block_size,
             fragment_count: u32_at(16),
-            compressor: u16_at(20),
+            compressor,
             id_count: u16_at(26),
             root: u64_at(32),
             bytes_used: u64_at(40),
@@ -99,6 +113,7 @@ impl Superblock {
             inode_table: u64_at(64),
             directory_table: u64_at(72),
             fragment_table: u64_at(80),
+            export_table: u64_at(88),
         };
         if s.bytes_used > file_size {
             return Err(format!(
@@ -112,6 +127,7 @@ impl Superblock {
             ("inode", s.inode_table, false),
             ("directory", s.directory_table, false),
             ("fragment", s.fragment_table, s.fragment_count == 0),
+            ("export", s.export_table, true),
         ];
         for (name, start, optional) in tables {
             if optional && start == ABSENT {
@@ -168,11 +184,7 @@ impl Image {
     /// more. The reason is for a message when the image is unusable or
     /// its compressor is not one hutch decompresses.
     pub fn open(file: File) -> Result<Image, String> {
-        let size = file.metadata().map_err(|e| format!("stat: {e}"))?.len();
-        let mut raw = [0u8; SUPERBLOCK];
-        file.read_exact_at(&mut raw, 0)
-            .map_err(|_| format!("truncated: {size} bytes, shorter than the superblock"))?;
-        let sb = Superblock::parse(&raw, size)?;
+        let sb = Superblock::read(&file)?;
         let decompressor = Decompressor::new(sb.compressor)?;
         Ok(Image {
             file,

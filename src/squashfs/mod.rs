@@ -37,12 +37,6 @@ use crate::error::{Error, Result};
 use crate::spec::{NsAction, Plan};
 use crate::sys::{self, Forked};
 
-/// The first four bytes of every SquashFS image (little-endian `sqsh`).
-const MAGIC: &[u8; 4] = b"hsqs";
-/// The size of a SquashFS 4.0 superblock.
-const SUPERBLOCK: usize = 96;
-/// A table that is not there (`SQUASHFS_INVALID_BLK`).
-const ABSENT: u64 = u64::MAX;
 /// The programs that can serve an image hutch does not decode, best first.
 const SERVERS: [&str; 2] = ["squashfuse_ll", "squashfuse"];
 /// Chooses who serves every image, against the default (bench/ measures
@@ -68,74 +62,21 @@ pub fn is_image(path: &Path) -> bool {
     let mut magic = [0u8; 4];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| &magic == MAGIC)
+        .is_ok_and(|()| &magic == image::MAGIC)
 }
 
 /// Check the superblock of the image at `path`: version 4.0, a sane block
 /// size and compressor, and every table inside the file. A truncated
 /// image (the usual corruption: an interrupted copy) fails here, at
 /// `create`, not on the first read of a missing block.
-pub fn check(path: &Path) -> Result<()> {
-    let bad = |why: String| {
+pub fn check(path: &Path) -> Result<image::Superblock> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    image::Superblock::read(&f).map_err(|why| {
         Error::Config(format!(
             "root.path `{}`: not a usable SquashFS image: {why}",
             path.display()
         ))
-    };
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let size = f.metadata().map_err(|e| Error::io("stat", path, e))?.len();
-    let mut sb = [0u8; SUPERBLOCK];
-    if f.read_exact(&mut sb).is_err() {
-        return Err(bad(format!(
-            "truncated: {size} bytes, shorter than the superblock"
-        )));
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([sb[o], sb[o + 1]]);
-    let u32_at = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().unwrap_or([0; 4]));
-    let u64_at = |o: usize| u64::from_le_bytes(sb[o..o + 8].try_into().unwrap_or([0; 8]));
-    let (major, minor) = (u16_at(28), u16_at(30));
-    if (major, minor) != (4, 0) {
-        return Err(bad(format!("version {major}.{minor} (hutch reads 4.0)")));
-    }
-    let block_size = u32_at(12);
-    let block_log = u16_at(22);
-    if !(12..=20).contains(&block_log) || block_size != 1 << block_log {
-        return Err(bad(format!("block size {block_size} (log {block_log})")));
-    }
-    let compressor = u16_at(20);
-    if !(1..=6).contains(&compressor) {
-        return Err(bad(format!("unknown compressor {compressor}")));
-    }
-    let bytes_used = u64_at(40);
-    if bytes_used > size {
-        return Err(bad(format!(
-            "truncated: the superblock says {bytes_used} bytes, the file has {size}"
-        )));
-    }
-    let tables = [
-        ("id", u64_at(48), false),
-        ("xattr id", u64_at(56), true),
-        ("inode", u64_at(64), false),
-        ("directory", u64_at(72), false),
-        ("fragment", u64_at(80), true),
-        ("export", u64_at(88), true),
-    ];
-    for (name, start, optional) in tables {
-        if optional && start == ABSENT {
-            continue;
-        }
-        if start < SUPERBLOCK as u64 || start >= bytes_used {
-            return Err(bad(format!(
-                "the {name} table starts at {start}, outside the image's {bytes_used} bytes"
-            )));
-        }
-    }
-    if u64_at(64) >= u64_at(72) {
-        return Err(bad(
-            "the inode table does not precede the directory table".into()
-        ));
-    }
-    Ok(())
+    })
 }
 
 /// What an image root needs besides a good image: a mount namespace of the
@@ -151,7 +92,7 @@ pub fn check_plan(plan: &Plan, image: &Path, real_root: bool) -> Result<Serve> {
         )));
     }
     let asked = std::env::var(SERVER_ENV).unwrap_or_default();
-    let compressor = compressor(image)?;
+    let compressor = check(image)?.compressor;
     let decodes = decompress::supported(compressor);
     // hutch's own server wherever it decodes the image: it starts faster
     // than the kernel's squashfs on a loop device and reads faster than
@@ -182,16 +123,6 @@ pub fn check_plan(plan: &Plan, image: &Path, real_root: bool) -> Result<Serve> {
             image.display()
         ))
     })
-}
-
-/// The compressor id of the image's superblock (checked by [`check`]).
-fn compressor(path: &Path) -> Result<u16> {
-    use std::os::unix::fs::FileExt as _;
-    let mut id = [0u8; 2];
-    std::fs::File::open(path)
-        .and_then(|f| f.read_exact_at(&mut id, 20))
-        .map_err(|e| Error::io("read the superblock of", path, e))?;
-    Ok(u16::from_le_bytes(id))
 }
 
 /// The first server program found in `$PATH` (or, when that is unset, in
@@ -494,6 +425,7 @@ pub fn wait_gone(pid: Pid, start_time: u64, limit: std::time::Duration) {
 
 #[cfg(test)]
 mod tests {
+    use super::image::{ABSENT, MAGIC};
     use super::*;
 
     fn image(tweak: impl FnOnce(&mut Vec<u8>)) -> (tempdir::Dir, PathBuf) {
