@@ -148,8 +148,22 @@ pub fn reexec_sealed(
     let mut dst = std::fs::File::from(memfd);
     std::io::copy(&mut src, &mut dst).map_err(io_errno)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: F_ADD_SEALS takes an integer argument.
-    Errno::result(unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    // The kernel refuses F_SEAL_WRITE (EBUSY) while the copy's pages still
+    // hold a passing extra reference (seen once in CI): try again shortly.
+    let mut tries = 0;
+    loop {
+        // SAFETY: F_ADD_SEALS takes an integer argument.
+        match Errno::result(unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) }) {
+            Err(Errno::EBUSY) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => {
+                r?;
+                break;
+            }
+        }
+    }
     nix::unistd::fexecve(dst.as_fd(), args, env)
 }
 
